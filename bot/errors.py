@@ -1,0 +1,81 @@
+"""Tamtam's error tree. Every error says *what* and *where*; delivery errors also say
+whether trying again can help, because the outbox — not the transport — decides when
+to retry.
+
+::
+
+    TamtamError
+     ├── ConfigError          the config file is wrong: names the key, the value, what is expected
+     ├── TemplateError        a template is missing or broken: names the template and the line
+     ├── SourceError          a feed could not be fetched or read; the source is retried at its next poll
+     └── DeliveryError        a transport could not deliver one message
+          ├── TransientError  try again later (network, 5xx, flood control); carries retry_after
+          ├── PermanentError  will never succeed as it is (bad address, refused content, auth)
+          └── AlreadyDelivered  the service says it already has this message (X duplicate): counts as sent
+
+Transports translate their library's exceptions into these with ``raise … from exc`` so the
+original cause stays in the traceback of the log.
+"""
+
+from __future__ import annotations
+
+
+class TamtamError(Exception):
+    """Base of every error Tamtam raises on purpose."""
+
+
+class ConfigError(TamtamError):
+    """The configuration is invalid. ``problems`` lists one line per bad key."""
+
+    def __init__(self, message: str, problems: list[str] | None = None, path: str | None = None):
+        self.problems = problems or [message]
+        self.path = path
+        super().__init__(message)
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        head = f"{self.path}: " if self.path else ""
+        if len(self.problems) == 1:
+            return head + self.problems[0]
+        return head + "\n" + "\n".join(f"  - {p}" for p in self.problems)
+
+
+class TemplateError(TamtamError):
+    """A template could not be found, parsed or rendered."""
+
+    def __init__(self, template: str, message: str, line: int | None = None):
+        self.template = template
+        self.line = line
+        where = f"{template}, line {line}" if line else template
+        super().__init__(f"template {where}: {message}")
+
+
+class SourceError(TamtamError):
+    """A source could not be fetched or parsed. Never fatal: the next poll tries again."""
+
+    def __init__(self, source_id: str, message: str):
+        self.source_id = source_id
+        super().__init__(f"source {source_id!r}: {message}")
+
+
+class DeliveryError(TamtamError):
+    """One message could not be delivered."""
+
+    def __init__(self, message: str):
+        self.reason = message
+        super().__init__(message)
+
+
+class TransientError(DeliveryError):
+    """Temporary failure: the outbox retries later, no sooner than ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class PermanentError(DeliveryError):
+    """The message will never be accepted as it is; retrying cannot help."""
+
+
+class AlreadyDelivered(DeliveryError):
+    """The service reports it already holds this exact message, so it counts as sent."""
