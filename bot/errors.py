@@ -11,6 +11,7 @@ to retry.
      └── DeliveryError        a transport could not deliver one message
           ├── TransientError  try again later (network, 5xx, flood control); carries retry_after
           ├── PermanentError  will never succeed as it is (bad address, refused content, auth)
+          ├── UncertainDelivery  the request left but no answer came (read timeout): it may have been delivered
           └── AlreadyDelivered  the service says it already has this message (X duplicate): counts as sent
 
 Transports translate their library's exceptions into these with ``raise … from exc`` so the
@@ -75,6 +76,15 @@ class TransientError(DeliveryError):
 
 class PermanentError(DeliveryError):
     """The message will never be accepted as it is; retrying cannot help."""
+
+
+class UncertainDelivery(DeliveryError):
+    """The request was sent but no answer came back, so the message may or may not be out.
+
+    For an at-least-once transport (email with a fixed Message-ID) the outbox retries;
+    for an at-most-once one (a Telegram or X post) it flags the message for the admin
+    instead of risking a double post.
+    """
 
 
 class AlreadyDelivered(DeliveryError):

@@ -66,3 +66,12 @@ class Receipt:
     transport: str
     remote_id: str | None = None
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An email subscriber as the templates see them."""
+
+    email: str
+    name: str | None = None
+    unsubscribe_url: str | None = None
