@@ -204,6 +204,8 @@ class Channel(_Model):
     max_articles: int = Field(20, ge=1, le=500)
     send_empty: bool = False
     lookback: str = "2d"  # a new channel starts with articles published this recently
+    # email: where a subscriber unsubscribes; {token} and {email} are filled in per recipient
+    unsubscribe_url: str | None = None
     enabled: bool = True
 
     @field_validator("id")

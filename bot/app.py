@@ -1,0 +1,124 @@
+"""The running application: config, store, renderer and dispatcher wired together, and
+the job bodies the CLI and the scheduler call. Every job takes ``now`` (time is a
+parameter) and never raises for one bad source or channel: it logs, reports and goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from .config import Channel, Config, Source
+from .errors import SourceError, TamtamError, TemplateError
+from .outbox import Dispatcher, DispatchReport, recover
+from .publish import PublishResult, publish
+from .render import Renderer
+from .store import Store, UpsertResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PollResult:
+    source_id: str
+    ok: bool
+    new: int = 0
+    updated: int = 0
+    not_modified: bool = False
+    error: str | None = None
+
+
+@dataclass
+class RunReport:
+    polls: list[PollResult] = field(default_factory=list)
+    editions: list[PublishResult] = field(default_factory=list)
+    edition_errors: list[tuple[str, str]] = field(default_factory=list)
+    dispatch: DispatchReport = field(default_factory=DispatchReport)
+    recovered: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(p.ok for p in self.polls) and not self.edition_errors and self.dispatch.ok
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class App:
+    def __init__(self, config: Config, *, store: Store | None = None, clock: Callable[[], datetime] = utcnow,
+                 dispatcher: Dispatcher | None = None):
+        self.config = config
+        self.clock = clock
+        self.store = store or Store(config.database_url)
+        self.renderer = Renderer(config)
+        self.dispatcher = dispatcher or Dispatcher(config, self.store, clock=clock)
+
+    async def aclose(self) -> None:
+        await self.dispatcher.aclose()
+
+    # -- jobs -------------------------------------------------------------------------
+    async def poll(self, source: Source, now: datetime | None = None) -> PollResult:
+        """Fetch one source and store what is new. A failure is logged and remembered, never raised."""
+        from .ingest import fetch_source
+
+        now = now or self.clock()
+        state = self.store.source_state(source.id)
+        try:
+            result = await fetch_source(source, etag=state.etag, last_modified=state.last_modified, now=now,
+                                        base_dir=self.config.resolve("."))
+        except SourceError as exc:
+            self.store.record_poll(source.id, now=now, error=str(exc))
+            log.error("%s (retried at its next poll)", exc)
+            return PollResult(source.id, ok=False, error=str(exc))
+        except Exception as exc:  # a bug must not stop the other sources
+            log.exception("source %s: unexpected error", source.id)
+            self.store.record_poll(source.id, now=now, error=repr(exc))
+            return PollResult(source.id, ok=False, error=repr(exc))
+        counts = UpsertResult()
+        if not result.not_modified:
+            counts = self.store.upsert_articles(result.articles, now=now)
+        self.store.record_poll(source.id, now=now, etag=result.etag, last_modified=result.last_modified)
+        log.info("source %s: %d new, %d updated%s", source.id, counts.new, counts.updated,
+                 " (not modified)" if result.not_modified else "")
+        return PollResult(source.id, True, counts.new, counts.updated, result.not_modified)
+
+    async def poll_all(self, now: datetime | None = None) -> list[PollResult]:
+        now = now or self.clock()
+        return list(await asyncio.gather(*(self.poll(s, now) for s in self.config.sources)))
+
+    def publish(self, channel: Channel, now: datetime | None = None) -> PublishResult:
+        """Build and queue the channel's next edition. Raises TemplateError (nothing recorded)."""
+        return publish(self.config, self.renderer, self.store, channel, now=now or self.clock())
+
+    def publish_all(self, now: datetime | None = None, report: RunReport | None = None) -> RunReport:
+        report = report or RunReport()
+        now = now or self.clock()
+        for channel in self.config.channels:
+            if not channel.enabled:
+                continue
+            try:
+                report.editions.append(self.publish(channel, now))
+            except (TemplateError, TamtamError) as exc:
+                log.error("channel %s: edition not built: %s", channel.id, exc)
+                report.edition_errors.append((channel.id, str(exc)))
+        return report
+
+    async def dispatch(self, channel_ids: list[str] | None = None) -> DispatchReport:
+        return await self.dispatcher.run_once(channel_ids)
+
+    def recover(self) -> dict[str, int]:
+        return recover(self.store, self.config, now=self.clock())
+
+    async def once(self) -> RunReport:
+        """Poll every source, build every channel's edition now, deliver. The ``once`` command."""
+        report = RunReport()
+        report.recovered = self.recover()
+        now = self.clock()
+        report.polls = await self.poll_all(now)
+        self.publish_all(now, report)
+        report.dispatch = await self.dispatch()
+        return report
