@@ -59,8 +59,8 @@ def eligible_articles(conn: Connection, channel: Channel, now: datetime) -> list
     q = (
         select(t.articles)
         .where(~already)
-        # seen after the channel started, or published within the look-back before it
-        .where(or_(t.articles.c.first_seen_at >= started, t.articles.c.published_at >= horizon))
+        # first seen after the channel started, or published within the look-back before it
+        .where(or_(t.articles.c.first_seen_at > started, t.articles.c.published_at >= horizon))
         .order_by(t.articles.c.published_at, t.articles.c.id)
     )
     return [a for a in map(row_to_article, conn.execute(q)) if matches(channel, a)]

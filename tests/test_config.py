@@ -1,0 +1,105 @@
+"""Config validation: every problem names the key, the bad value and what is expected."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import load_config, parse_config, parse_duration, required_secrets, secret
+from bot.errors import ConfigError
+
+BASE = {"site": {"name": "L’Écho", "base_url": "https://echo.example"}}
+
+
+def channel(**kw):
+    ch = {"id": "news", "type": "email", "schedule": {"cron": "0 7 * * *"},
+          "transport": {"type": "file"}}
+    ch.update(kw)
+    return ch
+
+
+def problems(data) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(data)
+    return exc.value.problems
+
+
+def test_defaults_are_french_and_bamako():
+    cfg = parse_config(BASE)
+    assert cfg.site.language == "fr" and cfg.site.timezone == "Africa/Bamako"
+    assert cfg.storage.url.startswith("sqlite:///")
+
+
+def test_bundled_configs_load(tmp_path):
+    from tests.conftest import ROOT
+
+    demo = load_config(ROOT / "config" / "demo.toml")
+    assert {c.id for c in demo.channels} >= {"newsletter", "telegram-soir", "telegram-fil", "x"}
+    assert demo.database_url == f"sqlite:///{ROOT / 'var' / 'demo.db'}"
+    example = load_config(ROOT / "config" / "example.toml")
+    assert {s for s, _ in required_secrets(example)} >= {"SMTP_PASSWORD", "TELEGRAM_BOT_TOKEN", "X_ACCESS_TOKEN"}
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({**BASE, "channels": [channel(port=1)]}, 'channels[0] (id "news").port: unknown key'),
+    ({**BASE, "channels": [channel(mode="weekly")]}, "channels[0] (id \"news\").mode: got 'weekly'; expected 'digest' or 'article'"),
+    ({**BASE, "channels": [channel(schedule={"cron": "0 7 * *"})]}, "not a valid five-field cron expression"),
+    ({**BASE, "channels": [channel(schedule={"every": "soon"})]}, "expected a duration such as '30s'"),
+    ({**BASE, "channels": [channel(schedule={})]}, "give exactly one of 'cron'"),
+    ({**BASE, "channels": [channel(transport={"type": "smtp", "host": "h", "from": "a@b.c", "port": "abc"})]},
+     "transport.port: got 'abc'; expected integer"),
+    ({**BASE, "channels": [channel(transport={"type": "pigeon"})]}, "transport.type: got 'pigeon'; expected one of"),
+    ({**BASE, "channels": [channel(type="telegram", transport={"type": "smtp", "host": "h", "from": "a@b.c"})]},
+     "a telegram channel cannot use the 'smtp' transport"),
+    ({"site": {"name": "x", "base_url": "echo.example"}}, "site.base_url: expected an http(s) URL"),
+    ({"site": {"name": "x", "base_url": "https://e.example", "timezone": "Afrique/Bamako"}}, "unknown timezone 'Afrique/Bamako'"),
+    ({**BASE, "channels": [channel(), channel()]}, "two channels have the id 'news'"),
+    ({**BASE, "channels": [channel(id="Mon Canal")]}, "expected lowercase letters"),
+    ({"sites": {}}, "site: missing"),
+])
+def test_errors_name_key_value_and_expectation(data, expected):
+    found = problems(data)
+    assert any(expected in p for p in found), found
+
+
+def test_all_problems_reported_at_once():
+    found = problems({**BASE, "channels": [channel(mode="x", max_articles=0, lookback="forever")]})
+    assert len(found) == 3
+
+
+def test_bad_toml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[site]\nname = "unterminated\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_relative_paths_resolve_beside_the_config_folder(tmp_path):
+    (tmp_path / "config").mkdir()
+    f = tmp_path / "config" / "site.toml"
+    f.write_text('[site]\nname = "x"\nbase_url = "https://x.example"\n[storage]\nurl = "sqlite:///var/x.db"\n',
+                 encoding="utf-8")
+    cfg = load_config(f)
+    assert cfg.database_url == f"sqlite:///{tmp_path.resolve() / 'var' / 'x.db'}"
+
+
+def test_secrets_come_from_the_environment(monkeypatch):
+    monkeypatch.delenv("TT_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match="TT_TOKEN is not set"):
+        secret("TT_TOKEN", "channels[tg].transport.token_env")
+    monkeypatch.setenv("TT_TOKEN", "123:abc")
+    assert secret("TT_TOKEN", "x") == "123:abc"
+
+
+def test_secret_values_are_not_accepted_in_the_file():
+    found = problems({**BASE, "channels": [channel(type="telegram", transport={"type": "telegram", "chat_id": "@c",
+                                                                               "token": "123:abc"})]})
+    assert any("token: unknown key" in p for p in found)
+
+
+def test_parse_duration():
+    assert parse_duration("15m").total_seconds() == 900
+    assert parse_duration("2d").days == 2
+    with pytest.raises(ValueError):
+        parse_duration("0s")
