@@ -176,22 +176,28 @@ class Dispatcher:
         except ConfigError:
             log.error("outbox has messages for channel %r, which is no longer in the config; left pending", channel_id)
             return report
-        blocked: set[str] = set()  # destinations whose earlier message failed: keep their order
+        # A destination whose earlier message is waiting (backoff) or failed in this run is
+        # held back, so the parts of a digest never arrive out of order.
+        blocked: set[str] = set()
+        last_id = 0
         while not self._stopping:
             now = self.clock()
             with self.store.engine.connect() as conn:
                 rows = conn.execute(
                     select(t.outbox).where(t.outbox.c.channel_id == channel_id, t.outbox.c.status == PENDING,
-                                           t.outbox.c.next_attempt_at <= now)
+                                           t.outbox.c.id > last_id)
                     .order_by(t.outbox.c.id).limit(self.config.delivery.batch_size)
                 ).all()
-            rows = [r for r in rows if r.destination not in blocked]
             if not rows:
                 break
             for row in rows:
+                last_id = row.id
                 if self._stopping:
                     break
                 if row.destination in blocked:
+                    continue
+                if row.next_attempt_at > now:
+                    blocked.add(row.destination)
                     continue
                 outcome = await self._deliver(channel, row)
                 if outcome is None:
@@ -200,7 +206,7 @@ class Dispatcher:
                 getattr(report, kind).append((channel_id, row.key, detail))
                 if kind != "sent":
                     blocked.add(row.destination)
-                if kind == "retrying" and detail.startswith("transport unavailable"):
+                if kind == "retrying" and str(detail).startswith("transport unavailable"):
                     return report  # every row of this channel would fail the same way
         return report
 
