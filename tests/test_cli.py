@@ -1,0 +1,143 @@
+"""The commands as an admin runs them: real processes, real files, plain messages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from email import message_from_bytes, policy
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+def tamtam(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("TAMTAM_", "X_", "TELEGRAM_", "SMTP_"))}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], cwd=cwd or ROOT, env=full_env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def demo(tmp_path) -> Path:
+    """A copy of the demo config in a scratch project folder, so tests never touch var/."""
+    (tmp_path / "config" / "demo").mkdir(parents=True)
+    shutil.copy(ROOT / "config" / "demo.toml", tmp_path / "config" / "demo.toml")
+    for f in ("feed.xml", "subscribers.csv"):
+        shutil.copy(ROOT / "config" / "demo" / f, tmp_path / "config" / "demo" / f)
+    return tmp_path / "config" / "demo.toml"
+
+
+def test_demo_twice_sends_everything_once(demo):
+    folder = demo.parent.parent
+    r = tamtam("--config", str(demo), "subscribers", "import", "newsletter", str(folder / "config/demo/subscribers.csv"))
+    assert r.returncode == 0, r.stderr
+    assert "3 added" in r.stdout
+    first = tamtam("--config", str(demo), "once")
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = folder / "var" / "out"
+    emls = sorted((out / "newsletter").glob("*.eml"))
+    assert len(emls) == 3 and len(list((out / "newsletter").glob("*.html"))) == 3
+    msg = message_from_bytes(emls[0].read_bytes(), policy=policy.default)
+    assert "L’Écho du Sahel" in str(msg["Subject"]) + str(msg["From"])
+    html = msg.get_body(("html",)).get_content()
+    assert "«" in html and "’" in html and "é" in html
+    assert list((out / "telegram-soir").glob("*.json")) and list((out / "telegram-fil").glob("*.json"))
+    assert list((out / "x").glob("*.txt"))
+    assert "Files written" in first.stdout and ".eml" in first.stdout
+    before = sorted(p.name for p in out.rglob("*") if p.is_file())
+
+    second = tamtam("--config", str(demo), "once")
+    assert second.returncode == 0, second.stderr
+    assert "nothing was sent" in second.stdout
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == before
+
+
+def test_check_accepts_the_demo(demo):
+    r = tamtam("--config", str(demo), "check")
+    assert r.returncode == 0, r.stderr
+    assert "OK" in r.stdout
+
+
+def test_check_rejects_a_broken_config_in_plain_words(tmp_path):
+    bad = tmp_path / "tamtam.toml"
+    bad.write_text('[site]\nname = "x"\nbase_url = "https://x.example"\ntimezone = "Bamako"\n'
+                   '[[channels]]\nid = "news"\ntype = "email"\nmode = "weekly"\nschedule = { cron = "7h" }\n'
+                   'transport = { type = "smtp", host = "h", from = "a@x.example", port = "587a" }\n',
+                   encoding="utf-8")
+    r = tamtam("--config", str(bad), "check")
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr
+    for expected in ("site.timezone", "unknown timezone 'Bamako'", 'channels[0] (id "news").mode', "'weekly'",
+                     "schedule", "transport.port"):
+        assert expected in r.stderr, r.stderr
+
+
+def test_check_reports_missing_secrets(tmp_path):
+    r = tamtam("--config", str(ROOT / "config" / "example.toml"), "check")
+    assert r.returncode == 2
+    assert "SMTP_PASSWORD is not set" in r.stderr and "TELEGRAM_BOT_TOKEN is not set" in r.stderr
+
+
+def test_check_rejects_a_broken_template(demo):
+    folder = demo.parent.parent
+    (folder / "tpl" / "email").mkdir(parents=True)
+    (folder / "tpl" / "email" / "digest.html").write_text("<p>{% for a in edition.articles %}{{ a.title }</p>\n",
+                                                         encoding="utf-8")
+    demo.write_text(demo.read_text(encoding="utf-8").replace("[storage]", '[templates]\nfolder = "tpl"\n\n[storage]'),
+                    encoding="utf-8")
+    r = tamtam("--config", str(demo), "check")
+    assert r.returncode == 2
+    assert "email/digest.html" in r.stderr and "line 1" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_preview_writes_files_and_records_nothing(demo):
+    folder = demo.parent.parent
+    tamtam("--config", str(demo), "subscribers", "add", "newsletter", "fatou@example.org", "--name", "Fatou")
+    r = tamtam("--config", str(demo), "preview", "newsletter")
+    # nothing polled yet: an empty preview is still a valid document
+    assert r.returncode == 0, r.stderr
+    assert (folder / "var" / "preview" / "newsletter.html").exists()
+    once = tamtam("--config", str(demo), "once")
+    assert "edition" in once.stdout  # the preview consumed nothing
+    r = tamtam("--config", str(demo), "preview", "telegram-soir")
+    assert r.returncode == 0 and "0 article(s)" in r.stdout
+
+
+def test_subscribers_import_keeps_good_rows_and_reports_bad(demo, tmp_path):
+    csv = tmp_path / "abonnes.csv"
+    csv.write_text("Email;Name\nawa@example.org;Awa Diarra\npas-une-adresse;X\n\nibrahim@@example.org;I\n"
+                   "seydou@example.org;\n", encoding="utf-8")
+    r = tamtam("--config", str(demo), "subscribers", "import", "newsletter", str(csv))
+    assert r.returncode == 1
+    assert "2 added" in r.stdout and "2 rejected" in r.stdout
+    assert "line 3" in r.stderr and "pas-une-adresse" in r.stderr and "ibrahim@@example.org" in r.stderr
+    listed = tamtam("--config", str(demo), "subscribers", "list", "newsletter")
+    assert "awa@example.org\tAwa Diarra" in listed.stdout and "seydou@example.org" in listed.stdout
+
+
+def test_subscribers_add_validates_and_remove(demo):
+    bad = tamtam("--config", str(demo), "subscribers", "add", "newsletter", "awa.example.org")
+    assert bad.returncode == 2 and "invalid address" in bad.stderr
+    assert tamtam("--config", str(demo), "subscribers", "add", "newsletter", "awa@example.org").returncode == 0
+    assert tamtam("--config", str(demo), "subscribers", "remove", "newsletter", "awa@example.org").returncode == 0
+    listed = tamtam("--config", str(demo), "subscribers", "list", "newsletter")
+    assert "awa@example.org" not in listed.stdout
+    wrong = tamtam("--config", str(demo), "subscribers", "add", "x", "awa@example.org")
+    assert wrong.returncode == 2 and "subscribers belong to email channels" in wrong.stderr
+
+
+def test_schedules_lists_every_job(demo):
+    r = tamtam("--config", str(demo), "schedules")
+    assert r.returncode == 0, r.stderr
+    for job in ("poll:echo", "edition:newsletter", "edition:telegram-soir", "edition:x"):
+        assert job in r.stdout
+    assert "Africa/Bamako" in r.stdout
+
+
+def test_unknown_config_file_is_a_plain_error(tmp_path):
+    r = tamtam("--config", str(tmp_path / "missing.toml"), "once")
+    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
