@@ -1,0 +1,414 @@
+"""Editions → email, Telegram and X text, within each service's limits by construction.
+
+Email is split in two because a digest goes to thousands of subscribers: the article list
+(:class:`EmailDigest`) is rendered and CSS-inlined once per edition and stored once, and
+only a small :class:`EmailEnvelope` (greeting, unsubscribe link) is made per recipient.
+The envelope is the layout template rendered with a unique marker in place of the body,
+then cut in two at the marker; :func:`assemble_email` glues the pieces back at send time.
+
+Telegram posts and X posts are made to fit rather than checked afterwards: a summary (then
+a title) is shortened on a word boundary *before* escaping, so a cut never lands inside a
+tag or an entity, and a digest too long for one Telegram message is split between articles.
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import css_inline
+import jinja2
+from markupsafe import Markup
+
+from bot.config import Channel, Config
+from bot.errors import TemplateError
+from bot.models import Article, Edition, Recipient
+from bot.render import telegram as tg
+from bot.render.tweet import MAX_WEIGHTED, weighted_length
+
+from .environment import build_environment, template_folders
+from .filters import ELLIPSIS, excerpt
+from .sample import sample_edition
+from .strings import Strings
+
+# Which template each role uses unless the channel's ``templates`` table says otherwise.
+DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
+    "email": {
+        "subject": "email/subject.txt",
+        "html": "email/digest.html",
+        "text": "email/digest.txt",
+        "layout_html": "email/layout.html",
+        "layout_text": "email/layout.txt",
+        "css": "email/style.css",
+    },
+    "telegram": {"digest": "telegram/digest.html", "article": "telegram/article.html"},
+    "x": {"digest": "x/digest.txt", "article": "x/article.txt"},
+}
+
+_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+
+# ``check`` renders against a sample edition dated here: fixed, so check is repeatable.
+CHECK_NOW = datetime(2024, 12, 2, 7, 0, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class EmailDigest:
+    """The part of an edition's email that is the same for every subscriber."""
+
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class EmailEnvelope:
+    """One subscriber's wrapping around the shared digest."""
+
+    html_head: str
+    html_tail: str
+    text_head: str
+    text_tail: str
+
+
+@dataclass(frozen=True)
+class TelegramPost:
+    """One Telegram message in HTML parse mode; with ``photo_url`` the text is the caption."""
+
+    text: str
+    photo_url: str | None = None
+
+
+def assemble_email(digest: EmailDigest, envelope: EmailEnvelope) -> tuple[str, str, str]:
+    """(subject, html, text) of one subscriber's email."""
+    return (
+        digest.subject,
+        envelope.html_head + digest.html + envelope.html_tail,
+        envelope.text_head + digest.text + envelope.text_tail,
+    )
+
+
+class Renderer:
+    """Renders editions with one Jinja environment built from the config."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.folders: list[Path] = template_folders(config)
+        self.env: jinja2.Environment = build_environment(config)
+        # Alphanumeric only, so neither autoescape nor the CSS inliner can alter it.
+        self._marker = "TAMTAMBODY" + uuid.uuid4().hex
+        self._strings: dict[str, Strings] = {}
+        self._css: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ templates
+
+    def template_name(self, channel: Channel, role: str) -> str:
+        """The template ``channel`` uses for ``role``: its override, else the default."""
+        defaults = DEFAULT_TEMPLATES[channel.type]
+        if role not in defaults:
+            raise TemplateError(role, f"a {channel.type} channel has no template role {role!r}; "
+                                      f"expected one of {', '.join(defaults)}")
+        return channel.templates.get(role) or defaults[role]
+
+    def _render(self, name: str, context: dict[str, Any]) -> str:
+        """Render one template, turning every failure into a TemplateError with a line."""
+        try:
+            return self.env.get_template(name).render(context)
+        except TemplateError:
+            raise
+        except jinja2.TemplateNotFound as exc:
+            missing = exc.name or name
+            searched = ", ".join(str(f) for f in self.folders)
+            via = "" if missing == name else f" (needed by {name})"
+            raise TemplateError(missing, f"not found{via}; searched {searched}") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(exc.name or name, f"syntax error: {exc.message}", exc.lineno) from exc
+        except Exception as exc:  # an admin's template can fail in any way; never crash the run
+            where, line = self._locate(exc, name)
+            if isinstance(exc, jinja2.UndefinedError):
+                message = f"undefined variable: {exc.message}"
+            else:
+                message = f"{type(exc).__name__}: {exc}"
+            raise TemplateError(where, message, line) from exc
+
+    def _locate(self, exc: BaseException, name: str) -> tuple[str, int | None]:
+        """The template and line where a render error happened. Jinja rewrites the
+        traceback so template frames carry the template's file name and line."""
+        found: tuple[str, int | None] = (name, None)
+        for frame in traceback.extract_tb(exc.__traceback__):
+            path = Path(frame.filename)
+            for folder in self.folders:
+                try:
+                    rel = path.resolve().relative_to(folder.resolve())
+                except (ValueError, OSError):
+                    continue
+                found = (rel.as_posix(), frame.lineno)
+                break
+        return found
+
+    def _strings_for(self, language: str) -> Strings:
+        if language not in self._strings:
+            self._strings[language] = Strings(language)
+        return self._strings[language]
+
+    def _base_context(self, channel: Channel) -> dict[str, Any]:
+        site = self.config.site
+        lang = channel.language or site.language
+        return {
+            "site": site,
+            "channel": channel,
+            "title": channel.title or site.name,
+            "t": self._strings_for(lang),
+            "lang": lang,
+            "locale": lang,
+            "tz": site.tz,
+        }
+
+    def _context(self, channel: Channel, edition: Edition, articles: Sequence[Article] | None = None,
+                 **extra: Any) -> dict[str, Any]:
+        arts = list(edition.articles if articles is None else articles)
+        return {
+            **self._base_context(channel),
+            "edition": edition,
+            "articles": arts,
+            "count": len(edition.articles),
+            "now": edition.created_at,
+            **extra,
+        }
+
+    # ------------------------------------------------------------------ email
+
+    def _css_for(self, channel: Channel) -> str:
+        if channel.id not in self._css:
+            self._css[channel.id] = self._render(self.template_name(channel, "css"), self._base_context(channel))
+        return self._css[channel.id]
+
+    def email_digest(self, channel: Channel, edition: Edition) -> EmailDigest:
+        """Subject, inlined HTML body and text body shared by every recipient of ``edition``."""
+        ctx = self._context(channel, edition)
+        subject_name = self.template_name(channel, "subject")
+        # One line: a newline in a subject would be a header injection.
+        subject = " ".join(self._render(subject_name, ctx).split())
+        if not subject:
+            raise TemplateError(subject_name, "the subject is empty")
+        html_name = self.template_name(channel, "html")
+        body = self._render(html_name, ctx)
+        try:
+            html = css_inline.inline_fragment(body.strip(), self._css_for(channel), load_remote_stylesheets=False)
+        except (css_inline.InlineError, ValueError) as exc:
+            raise TemplateError(html_name, f"its CSS could not be inlined: {exc}") from exc
+        text = self._render(self.template_name(channel, "text"), ctx).strip()
+        return EmailDigest(subject=subject, html=html, text=text)
+
+    def email_envelope(self, channel: Channel, digest: EmailDigest, recipient: Recipient) -> EmailEnvelope:
+        """The greeting and footer around ``digest`` for one recipient."""
+        ctx = {
+            **self._base_context(channel),
+            "subject": digest.subject,
+            "recipient": recipient,
+            "css": Markup(self._css_for(channel)),
+        }
+        html_name = self.template_name(channel, "layout_html")
+        page = self._render(html_name, {**ctx, "body": Markup(self._marker)})
+        try:
+            page = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False).inline(page)
+        except (css_inline.InlineError, ValueError) as exc:
+            raise TemplateError(html_name, f"its CSS could not be inlined: {exc}") from exc
+        html_head, html_tail = self._split(html_name, page)
+        text_name = self.template_name(channel, "layout_text")
+        text_head, text_tail = self._split(text_name, self._render(text_name, {**ctx, "body": self._marker}))
+        return EmailEnvelope(html_head=html_head, html_tail=html_tail,
+                             text_head=text_head.lstrip(), text_tail=text_tail.rstrip() + "\n")
+
+    def _split(self, name: str, page: str) -> tuple[str, str]:
+        pieces = page.split(self._marker)
+        if len(pieces) != 2:
+            raise TemplateError(name, f"a layout must show {{{{ body }}}} exactly once, it shows it {len(pieces) - 1} times")
+        return pieces[0], pieces[1]
+
+    # ------------------------------------------------------------------ fitting
+
+    def _fit(self, name: str, render: Callable[[list[Article]], str], articles: list[Article],
+             measure: Callable[[str], int], limit: int) -> tuple[list[Article], str]:
+        """Render ``articles``; if too long, shorten summaries, then titles, until it fits.
+
+        The shortening happens on the plain text, before the template escapes it, so it
+        never cuts a tag or an entity. Returns the (possibly shortened) articles and output.
+        """
+        out = render(articles)
+        if measure(out) <= limit:
+            return articles, out
+
+        def shrink(summary: int | None, title: int | None) -> list[Article]:
+            return [replace(a,
+                            summary=a.summary if summary is None else excerpt(a.summary, summary),
+                            title=a.title if title is None else excerpt(a.title, title))
+                    for a in articles]
+
+        for field, longest in (("summary", max((len(a.summary) for a in articles), default=0)),
+                               ("title", max((len(a.title) for a in articles), default=0))):
+            def attempt(n: int) -> tuple[list[Article], str]:
+                arts = shrink(n, None) if field == "summary" else shrink(0, n)
+                return arts, render(arts)
+
+            arts, out = attempt(0 if field == "summary" else len(ELLIPSIS) + 1)
+            if measure(out) > limit:
+                continue
+            lo, hi = 0, longest  # the largest n that fits lies in [lo, hi)
+            best = (arts, out)
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                arts_mid, out_mid = attempt(mid)
+                if measure(out_mid) <= limit:
+                    lo, best = mid, (arts_mid, out_mid)
+                else:
+                    hi = mid
+            return best
+        raise TemplateError(name, f"the output is {measure(out)} characters, over the limit of {limit}, "
+                                  "even with summaries removed and titles shortened")
+
+    # ------------------------------------------------------------------ Telegram
+
+    def telegram_posts(self, channel: Channel, edition: Edition) -> list[TelegramPost]:
+        """Posts for ``edition``: one per article in article mode (a photo with a caption
+        when the article has an image), else the digest split into as few posts as fit."""
+        if channel.mode == "article":
+            return [self._telegram_article(channel, edition, a) for a in edition.articles]
+        return self._telegram_digest(channel, edition)
+
+    def _telegram_render(self, name: str, ctx: dict[str, Any]) -> str:
+        # Templates are easier to write when blank lines may pile up; a post shows one.
+        return _BLANK_LINES.sub("\n\n", tg.tidy(self._render(name, ctx))).strip()
+
+    def _telegram_article(self, channel: Channel, edition: Edition, article: Article) -> TelegramPost:
+        name = self.template_name(channel, "article")
+        photo = article.image_url
+        limit = tg.MAX_CAPTION if photo else tg.MAX_TEXT
+
+        def render(arts: list[Article]) -> str:
+            return self._telegram_render(name, self._context(
+                channel, edition, arts, article=arts[0], caption=bool(photo), part=1, parts=1))
+
+        _, text = self._fit(name, render, [article], tg.utf16_len, limit)
+        if not text:
+            raise TemplateError(name, "the post is empty")
+        return TelegramPost(text=text, photo_url=photo)
+
+    def _telegram_digest(self, channel: Channel, edition: Edition) -> list[TelegramPost]:
+        name = self.template_name(channel, "digest")
+        limit = tg.MAX_TEXT
+
+        def render(arts: list[Article], part: int, parts: int) -> str:
+            return self._telegram_render(name, self._context(
+                channel, edition, arts, part=part, parts=parts, caption=False))
+
+        articles = list(edition.articles)
+        whole = render(articles, 1, 1)
+        if tg.utf16_len(whole) <= limit:
+            return [TelegramPost(text=whole)]
+        # Pack greedily, numbering against an upper bound of the number of posts so a
+        # post's "(2/3)" can only get shorter once the real total is known.
+        upper = max(len(articles), 1)
+        parts: list[list[Article]] = []
+        current: list[Article] = []
+        for article in articles:
+            part = len(parts) + 1
+            if current and tg.utf16_len(render(current + [article], part, upper)) <= limit:
+                current.append(article)
+                continue
+            if current:
+                parts.append(current)
+                part += 1
+            current, _ = self._fit(name, lambda arts, p=part: render(arts, p, upper), [article],
+                                   tg.utf16_len, limit)
+        parts.append(current)
+        posts = []
+        for i, arts in enumerate(parts, 1):
+            text = render(arts, i, len(parts))
+            if tg.utf16_len(text) > limit:  # only a template that grows when the total shrinks
+                raise TemplateError(name, f"post {i} of {len(parts)} is {tg.utf16_len(text)} characters, "
+                                          f"over Telegram's {limit}")
+            posts.append(TelegramPost(text=text))
+        return posts
+
+    # ------------------------------------------------------------------ X
+
+    def x_posts(self, channel: Channel, edition: Edition) -> list[str]:
+        """One post per article in article mode, one post linking to the site for a digest;
+        each fits 280 weighted characters (titles shortened, URLs never)."""
+        role = "article" if channel.mode == "article" else "digest"
+        name = self.template_name(channel, role)
+
+        def render_with(extra: Callable[[list[Article]], dict[str, Any]]) -> Callable[[list[Article]], str]:
+            return lambda arts: self._render(name, self._context(channel, edition, arts, **extra(arts))).strip()
+
+        groups = [[a] for a in edition.articles] if role == "article" else [list(edition.articles)]
+        posts = []
+        for arts in groups:
+            render = render_with((lambda a: {"article": a[0]}) if role == "article" else (lambda a: {}))
+            _, text = self._fit(name, render, arts, weighted_length, MAX_WEIGHTED)
+            if not text:
+                raise TemplateError(name, "the post is empty")
+            posts.append(text)
+        return posts
+
+    # ------------------------------------------------------------------ check
+
+    def check(self) -> list[str]:
+        """Every problem with the templates the configured channels use, one line each:
+        unknown roles, missing templates, syntax errors, and errors from a trial render
+        against the sample edition. ``[]`` when all is well."""
+        problems: list[str] = []
+        for channel in self.config.channels:
+            roles = DEFAULT_TEMPLATES[channel.type]
+            for role in channel.templates:
+                if role not in roles:
+                    problems.append(f"channel {channel.id}: templates.{role}: unknown role for a {channel.type} "
+                                    f"channel; expected one of {', '.join(roles)}")
+            used = list(roles) if channel.type == "email" else [channel.mode]
+            loadable = True
+            for role in used:
+                try:
+                    name = self.template_name(channel, role)
+                    self._render_check_load(name)
+                except TemplateError as exc:
+                    problems.append(f"channel {channel.id}: {exc}")
+                    loadable = False
+            if not loadable:
+                continue
+            editions = [sample_edition(channel, self.config, CHECK_NOW)]
+            if channel.send_empty:
+                editions.append(Edition(channel.id, (), CHECK_NOW))
+            for edition in editions:
+                try:
+                    self._trial(channel, edition)
+                except TemplateError as exc:
+                    kind = "an empty edition" if not edition.articles else "the sample edition"
+                    problems.append(f"channel {channel.id}: with {kind}: {exc}")
+        return list(dict.fromkeys(problems))
+
+    def _render_check_load(self, name: str) -> None:
+        try:
+            self.env.get_template(name)
+        except jinja2.TemplateNotFound as exc:
+            searched = ", ".join(str(f) for f in self.folders)
+            missing = exc.name or name
+            via = "" if missing == name else f" (needed by {name})"
+            raise TemplateError(missing, f"not found{via}; searched {searched}") from exc
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(exc.name or name, f"syntax error: {exc.message}", exc.lineno) from exc
+
+    def _trial(self, channel: Channel, edition: Edition) -> None:
+        if channel.type == "email":
+            digest = self.email_digest(channel, edition)
+            for recipient in (Recipient("lecteur@example.org", "Aminata", "https://example.org/unsub?t=a&b=1"),
+                              Recipient("anonyme@example.org")):
+                self.email_envelope(channel, digest, recipient)
+        elif channel.type == "telegram":
+            self.telegram_posts(channel, edition)
+        else:
+            self.x_posts(channel, edition)

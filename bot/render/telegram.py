@@ -1,0 +1,101 @@
+"""Telegram's HTML dialect and limits.
+
+Telegram's ``parse_mode=HTML`` accepts a small tag set (b, i, u, s, a href, code, pre,
+blockquote, spoilers), plain newlines instead of ``<br>``/``<p>``, and only the named
+entities ``&lt; &gt; &amp; &quot;`` (numeric ones are fine). A message may hold 4,096
+characters and a photo caption 1,024, counted in UTF-16 code units *after* the tags and
+entities are parsed away. We measure the raw HTML in UTF-16 code units instead: it is
+always at least what Telegram counts, so a post we accept can never be refused for length.
+"""
+
+from __future__ import annotations
+
+import re
+
+import nh3
+
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+
+# Telegram's own list (core.telegram.org/bots/api#html-style).
+TELEGRAM_TAGS = {
+    "b", "strong", "i", "em", "u", "ins", "s", "strike", "del", "a", "code", "pre",
+    "blockquote", "tg-spoiler",
+}
+_TELEGRAM_ATTRIBUTES = {"a": {"href"}, "code": {"class"}, "blockquote": {"expandable"}}
+_URL_SCHEMES = {"http", "https", "mailto", "tg"}
+
+# Block-level tags we turn into newlines before reducing to Telegram's set.
+_BLOCKS = {"p", "br", "div", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "figure", "figcaption"}
+
+
+def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
+    """ammonia keeps ``lang``/``title`` everywhere by default; Telegram wants none of them."""
+    allowed = _TELEGRAM_ATTRIBUTES.get(tag, set())
+    if attribute not in allowed:
+        return None
+    if tag == "code" and not value.startswith("language-"):
+        return None
+    return value
+
+
+def utf16_len(text: str) -> int:
+    """Length in UTF-16 code units, the unit Telegram counts in (an emoji may count 2)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def escape(text: str) -> str:
+    """Escape plain text for Telegram HTML, using only entities Telegram knows."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;")
+
+
+def tidy(html: str) -> str:
+    """Make Jinja/markupsafe output Telegram-friendly: markupsafe writes ``&#39;`` and
+    ``&#34;``, which Telegram accepts but which waste 4 characters of the budget each."""
+    return html.replace("&#39;", "'").replace("&#34;", "&quot;")
+
+
+def to_telegram_html(html: str) -> str:
+    """Reduce arbitrary (already sanitised) article HTML to Telegram's tag set.
+
+    Paragraphs, line breaks and list items become newlines (Telegram has no ``<br>``),
+    headings become bold lines, every other tag is dropped keeping its text, and links
+    keep only ``href`` with a safe scheme. nh3 does the parsing, so the result is well
+    formed whatever came in.
+    """
+    if not html:
+        return ""
+    # Pass 1: normalise with html5ever, keeping the block tags bare so we can find them.
+    first = nh3.clean(
+        html,
+        tags=TELEGRAM_TAGS | _BLOCKS,
+        attributes=_TELEGRAM_ATTRIBUTES,
+        attribute_filter=_keep_attribute,
+        url_schemes=_URL_SCHEMES,
+        link_rel=None,
+        strip_comments=True,
+        clean_content_tags={"script", "style"},
+    )
+    first = re.sub(r"<h[1-6]>", "<b>", first)
+    first = re.sub(r"</h[1-6]>", "</b>\n\n", first)
+    first = re.sub(r"<li>", "• ", first)
+    first = re.sub(r"</(p|div|figure|figcaption|ul|ol)>", "\n\n", first)
+    first = re.sub(r"<br>|</li>|</tr>", "\n", first)
+    # Pass 2: only Telegram's tags remain.
+    out = nh3.clean(
+        first,
+        tags=TELEGRAM_TAGS,
+        attributes=_TELEGRAM_ATTRIBUTES,
+        attribute_filter=_keep_attribute,
+        url_schemes=_URL_SCHEMES,
+        link_rel=None,
+        strip_comments=True,
+    )
+    # A link whose href was unsafe (javascript:) has none left; Telegram wants one: unwrap.
+    # html5ever never nests <a>, so the non-greedy match is exact.
+    out = re.sub(r"<a>(.*?)</a>", r"\1", out, flags=re.S)
+    # html5ever writes U+00A0 as &nbsp;, a named entity Telegram refuses.
+    out = out.replace("&nbsp;", "\u00a0")
+    out = re.sub(r"[ \t]+\n", "\n", out)
+    out = re.sub(r"\n{3,}", "\n\n", out)
+    return out.strip()
