@@ -1,0 +1,241 @@
+"""Send email through an SMTP server with aiosmtplib.
+
+One connection is kept open across sends (a digest goes to many subscribers, and a new
+TLS handshake and login per message is slow and looks like abuse to providers). When
+the server drops an idle connection the next send reconnects once, but only when the
+failure happened before DATA: after DATA the server may already hold the message, so the
+error goes back to the dispatcher, which retries later. That is safe because email is
+at-least-once here: the Message-ID comes from the idempotency key
+(:func:`~bot.transports.email.message_id_for`), so a resend is recognisably the same
+message.
+
+Error translation follows SMTP reply classes: 4xx is temporary (TransientError), 5xx is
+permanent (PermanentError, with the server's own words), and anything on the network
+(refused, reset, timed out) is transient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+import aiosmtplib
+from aiolimiter import AsyncLimiter
+
+from ..config import SmtpTransport as SmtpSettings
+from ..config import parse_duration, secret
+from ..errors import ConfigError, PermanentError, TransientError
+from ..models import Message, Receipt
+from .base import Transport
+from .email import build_email, parse_sender
+
+log = logging.getLogger(__name__)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses: credentials may travel unencrypted there."""
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
+    return f"{exc.code} {exc.message}".strip()
+
+
+class SmtpTransport(Transport):
+    name = "smtp"
+    at_least_once = True
+
+    settings: SmtpSettings
+
+    def __init__(self, settings: SmtpSettings, config: Any, *,
+                 clock: Callable[[], datetime] | None = None):
+        super().__init__(settings, config)
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self._timeout = parse_duration(settings.timeout).total_seconds()
+        self._limiter = AsyncLimiter(settings.rate_per_minute, 60)
+        self._lock = asyncio.Lock()
+        self._smtp: aiosmtplib.SMTP | None = None
+        self._credentials: tuple[str, str] | None = None
+        self._checked = False
+        self._where = f"{settings.host}:{settings.port}"
+
+    # -- connection ---------------------------------------------------------------------
+
+    def _check_config(self) -> None:
+        """Read secrets and refuse unsafe settings once, before the first connection."""
+        if self._checked:
+            return
+        s = self.settings
+        parse_sender(s.from_addr, where="smtp transport 'from'")
+        if s.reply_to:
+            parse_sender(s.reply_to, where="smtp transport 'reply_to'")
+        username = secret(s.username_env, "smtp transport username_env")
+        password = secret(s.password_env, "smtp transport password_env")
+        if (username is None) != (password is None):
+            raise ConfigError("smtp transport: give both username_env and password_env, or neither")
+        if username is not None and s.security == "none" and not is_loopback(s.host):
+            raise ConfigError(
+                f"smtp transport: refusing to send the password unencrypted to {s.host!r}; "
+                "set security = \"starttls\" or \"tls\""
+            )
+        self._credentials = (username, password) if username is not None else None
+        if s.ca_file and not self.config.resolve(s.ca_file).is_file():
+            raise ConfigError(f"smtp transport: ca_file {str(self.config.resolve(s.ca_file))!r} not found")
+        self._checked = True
+
+    def _client(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        return aiosmtplib.SMTP(
+            hostname=s.host,
+            port=s.port,
+            username=self._credentials[0] if self._credentials else None,
+            password=self._credentials[1] if self._credentials else None,
+            timeout=self._timeout,
+            use_tls=s.security == "tls",
+            start_tls=True if s.security == "starttls" else False,
+            validate_certs=s.validate_certs,
+            cert_bundle=str(self.config.resolve(s.ca_file)) if s.ca_file else None,
+        )
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        """A fresh, logged-in connection, or a DeliveryError/ConfigError saying why not."""
+        self._check_config()
+        self._drop()
+        smtp = self._client()
+        try:
+            await smtp.connect()
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            if 400 <= exc.code < 500:
+                raise TransientError(f"SMTP login at {self._where} failed for now: {_reply(exc)}") from exc
+            raise PermanentError(f"SMTP login at {self._where} refused: {_reply(exc)}") from exc
+        except aiosmtplib.SMTPConnectResponseError as exc:
+            raise self._by_code(exc, f"SMTP server {self._where} refused the connection") from exc
+        except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPServerDisconnected,
+                OSError) as exc:
+            raise TransientError(f"cannot connect to SMTP server {self._where}: {exc}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise self._by_code(exc, f"SMTP server {self._where} answered during the handshake") from exc
+        except aiosmtplib.SMTPException as exc:
+            # No STARTTLS, no AUTH, no usable AUTH mechanism: the settings do not match
+            # this server, and retrying will not change that.
+            raise ConfigError(f"smtp transport {self._where}: {exc} (check 'security' and the credentials)") from exc
+        self._smtp = smtp
+        log.info("connected to SMTP server %s (%s)", self._where, self.settings.security)
+        return smtp
+
+    def _drop(self) -> None:
+        if self._smtp is not None:
+            self._smtp.close()
+            self._smtp = None
+
+    @staticmethod
+    def _by_code(exc: aiosmtplib.SMTPResponseException, what: str) -> TransientError | PermanentError:
+        if 400 <= exc.code < 500:
+            return TransientError(f"{what}: {_reply(exc)}")
+        return PermanentError(f"{what}: {_reply(exc)}")
+
+    async def open(self) -> None:
+        """Check the settings, read the credentials and connect (so a wrong password shows now)."""
+        self._check_config()
+        async with self._lock:
+            if self._smtp is None or not self._smtp.is_connected:
+                await self._connect()
+
+    async def aclose(self) -> None:
+        smtp, self._smtp = self._smtp, None
+        if smtp is None:
+            return
+        if smtp.is_connected:
+            try:
+                await smtp.quit(timeout=min(self._timeout, 5.0))
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                pass  # the server went first; nothing is lost
+        smtp.close()
+
+    # -- sending ------------------------------------------------------------------------
+
+    async def send(self, message: Message) -> Receipt:
+        s = self.settings
+        self._check_config()
+        msg = build_email(message, from_addr=s.from_addr, reply_to=s.reply_to, now=self.clock())
+        sender = parse_sender(s.from_addr).addr_spec
+        recipient = msg["To"].addresses[0].addr_spec
+        raw = msg.as_bytes()
+        message_id = str(msg["Message-ID"])
+        async with self._limiter, self._lock:
+            reply = await self._transaction(sender, recipient, raw, message.key)
+        return Receipt(transport=self.name, remote_id=message_id, detail=reply)
+
+    async def _transaction(self, sender: str, recipient: str, raw: bytes, key: str) -> str:
+        """MAIL, RCPT, DATA on the kept connection; one reconnect if it went stale before DATA."""
+        reused = self._smtp is not None and self._smtp.is_connected
+        smtp = self._smtp if reused else await self._connect()
+        assert smtp is not None
+        try:
+            await smtp.mail(sender)
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError, aiosmtplib.SMTPResponseException) as exc:
+            stale = isinstance(exc, (aiosmtplib.SMTPServerDisconnected, ConnectionError)) or \
+                getattr(exc, "code", 0) == 421
+            if not (reused and stale):
+                raise self._mail_error(exc, sender) from exc
+            log.info("SMTP connection to %s went stale (%s); reconnecting", self._where, exc)
+            smtp = await self._connect()
+            try:
+                await smtp.mail(sender)
+            except (aiosmtplib.SMTPException, OSError) as exc2:
+                raise self._mail_error(exc2, sender) from exc2
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            raise self._mail_error(exc, sender) from exc
+
+        try:
+            await smtp.rcpt(recipient)
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            await self._reset(smtp, exc.code)
+            raise self._by_code(exc, f"recipient {recipient!r} refused by {self._where}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset(smtp, exc.code)
+            raise self._by_code(exc, f"SMTP server {self._where} refused RCPT for {recipient!r}") from exc
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            self._drop()
+            raise TransientError(f"connection to {self._where} lost before DATA: {exc}") from exc
+
+        try:
+            response = await smtp.data(raw)
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset(smtp, exc.code)
+            raise self._by_code(exc, f"SMTP server {self._where} refused the message for {recipient!r}") from exc
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            # The message may have been accepted before the line went quiet. Retrying is
+            # safe: the Message-ID is the same, so the reader sees one email.
+            self._drop()
+            raise TransientError(
+                f"connection to {self._where} lost after DATA for {key!r} (may have been delivered; "
+                f"a resend keeps the same Message-ID): {exc}"
+            ) from exc
+        return f"{response.code} {response.message}".strip()
+
+    def _mail_error(self, exc: BaseException, sender: str) -> TransientError | PermanentError:
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            if exc.code == 421:
+                self._drop()
+            return self._by_code(exc, f"SMTP server {self._where} refused sender {sender!r}")
+        self._drop()
+        return TransientError(f"connection to {self._where} lost before sending: {exc}")
+
+    async def _reset(self, smtp: aiosmtplib.SMTP, code: int) -> None:
+        """Clear the envelope so the kept connection can carry the next message."""
+        if code == 421:  # the server is closing the connection
+            self._drop()
+            return
+        try:
+            await smtp.rset()
+        except (aiosmtplib.SMTPException, OSError):
+            self._drop()

@@ -1,0 +1,269 @@
+"""The SMTP transport against a real aiosmtpd server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+from datetime import datetime, timezone
+
+import pytest
+
+from bot.config import SmtpTransport as SmtpSettings
+from bot.config import parse_config
+from bot.errors import ConfigError, PermanentError, TransientError
+from bot.models import Message
+from bot.transports.email import message_id_for
+from bot.transports.smtp import SmtpTransport, is_loopback
+from tests.fakes.smtp_server import SmtpServer, free_port, smtp_server, test_cert  # noqa: F401 - fixtures
+
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+
+NOW = datetime(2024, 12, 2, 7, 30, tzinfo=timezone.utc)
+FROM = "L’Écho du Sahel <news@echo-sahel.example>"
+SUBJECT = "Les titres du 2 décembre 2024 : « Bamako » et l’économie"
+TEXT = "« Le marché de Médina Coura rouvre », a annoncé l’adjoint au maire. Garçons, à vos paniers !\n"
+HTML = "<p>« Le marché de Médina Coura rouvre », a annoncé l’adjoint au maire. Garçons, à vos paniers !</p>"
+
+
+def config(tmp_path):
+    return parse_config({"site": {"name": "L’Écho du Sahel", "base_url": "https://echo-sahel.example"}},
+                        base_dir=str(tmp_path))
+
+
+def settings(server: SmtpServer | None = None, **kw) -> SmtpSettings:
+    values = dict(type="smtp", host="127.0.0.1", port=server.port if server else free_port(), security="none",
+                  timeout="5s")
+    values["from"] = FROM
+    values.update(kw)
+    return SmtpSettings.model_validate(values)
+
+
+def message(to: str = "ami@example.org", key: str | None = None) -> Message:
+    return Message(key=key or f"edition:12:news:{to}", channel_id="news", kind="email", destination=to,
+                   text=TEXT, subject=SUBJECT, html=HTML,
+                   headers={"List-Unsubscribe": "<https://echo-sahel.example/d?t=1>"})
+
+
+def transport(server, tmp_path, **kw) -> SmtpTransport:
+    return SmtpTransport(settings(server, **kw), config(tmp_path), clock=lambda: NOW)
+
+
+def parsed(received):
+    return email.message_from_bytes(received.raw, policy=email.policy.default)
+
+
+async def test_plain_send_delivers_a_well_formed_french_email(smtp_server, tmp_path):
+    async with transport(smtp_server, tmp_path) as tr:
+        receipt = await tr.send(message())
+    assert receipt.transport == "smtp"
+    assert receipt.remote_id == message_id_for("edition:12:news:ami@example.org", "echo-sahel.example")
+    assert receipt.detail.startswith("250 ") and "queued" in receipt.detail
+
+    [got] = smtp_server.received
+    assert got.mail_from == "news@echo-sahel.example"
+    assert got.rcpt_tos == ["ami@example.org"]
+    msg = parsed(got)
+    assert msg.get_content_type() == "multipart/alternative"
+    assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+    assert msg["Subject"] == SUBJECT
+    assert msg["From"].addresses[0].display_name == "L’Écho du Sahel"
+    assert msg["To"] == "ami@example.org"
+    assert msg["Message-ID"] == receipt.remote_id
+    assert msg["List-Unsubscribe"] == "<https://echo-sahel.example/d?t=1>"
+    assert msg.get_body(("plain",)).get_content().replace("\r\n", "\n") == TEXT
+    assert HTML in msg.get_body(("html",)).get_content()
+
+
+async def test_connection_is_reused_across_sends(smtp_server, tmp_path):
+    async with transport(smtp_server, tmp_path) as tr:
+        for name in ("awa", "binta", "cheick"):
+            await tr.send(message(f"{name}@example.org"))
+    assert [r.rcpt_tos for r in smtp_server.received] == [["awa@example.org"], ["binta@example.org"],
+                                                         ["cheick@example.org"]]
+    assert len(smtp_server.sessions) == 1
+    assert len({r.peer for r in smtp_server.received}) == 1
+
+
+async def test_reconnects_after_the_server_dropped_the_connection(smtp_server, tmp_path):
+    async with transport(smtp_server, tmp_path) as tr:
+        await tr.send(message("awa@example.org"))
+        smtp_server.drop_connections()
+        await tr.send(message("binta@example.org"))
+        await tr.send(message("cheick@example.org"))
+    assert [r.rcpt_tos[0] for r in smtp_server.received] == ["awa@example.org", "binta@example.org",
+                                                            "cheick@example.org"]
+    assert len(smtp_server.sessions) == 2
+
+
+async def test_reconnects_when_the_drop_was_already_noticed(smtp_server, tmp_path):
+    async with transport(smtp_server, tmp_path) as tr:
+        await tr.send(message("awa@example.org"))
+        smtp_server.drop_connections()
+        await asyncio.sleep(0.05)  # let the client see the EOF before the next send
+        await tr.send(message("binta@example.org"))
+    assert [r.rcpt_tos[0] for r in smtp_server.received] == ["awa@example.org", "binta@example.org"]
+    assert len(smtp_server.sessions) == 2
+
+
+async def test_550_recipient_is_permanent_with_the_server_text(smtp_server, tmp_path):
+    smtp_server.refuse("parti@example.org", "550 5.1.1 Boîte inconnue: parti")
+    async with transport(smtp_server, tmp_path) as tr:
+        with pytest.raises(PermanentError) as info:
+            await tr.send(message("parti@example.org"))
+        assert "550" in str(info.value) and "inconnue" in str(info.value) and "parti@example.org" in str(info.value)
+        await tr.send(message("ami@example.org"))  # the kept connection still works
+    assert [r.rcpt_tos for r in smtp_server.received] == [["ami@example.org"]]
+    assert len(smtp_server.sessions) == 1
+
+
+async def test_451_recipient_is_transient(smtp_server, tmp_path):
+    smtp_server.refuse("plein@example.org", "451 4.3.0 Try again later")
+    async with transport(smtp_server, tmp_path) as tr:
+        with pytest.raises(TransientError, match="451"):
+            await tr.send(message("plein@example.org"))
+    assert smtp_server.received == []
+
+
+async def test_server_not_listening_is_transient(tmp_path):
+    tr = SmtpTransport(settings(None), config(tmp_path), clock=lambda: NOW)
+    with pytest.raises(TransientError, match="cannot connect"):
+        await tr.open()
+    with pytest.raises(TransientError, match="cannot connect"):
+        await tr.send(message())
+    await tr.aclose()
+
+
+async def test_drop_after_data_is_transient_and_a_resend_carries_the_same_message_id(smtp_server, tmp_path):
+    smtp_server.drop_after_data(1)
+    async with transport(smtp_server, tmp_path) as tr:
+        with pytest.raises(TransientError, match="after DATA"):
+            await tr.send(message())
+        receipt = await tr.send(message())
+    first, second = smtp_server.received
+    assert first.dropped and not second.dropped
+    assert parsed(first)["Message-ID"] == parsed(second)["Message-ID"] == receipt.remote_id
+
+
+async def test_invalid_address_fails_without_contacting_the_server(smtp_server, tmp_path):
+    tr = transport(smtp_server, tmp_path)
+    with pytest.raises(PermanentError, match="invalid recipient address 'pas-une-adresse'"):
+        await tr.send(message("pas-une-adresse"))
+    assert smtp_server.sessions == []
+    assert smtp_server.received == []
+    await tr.aclose()
+
+
+async def test_login_ok(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_SMTP_USER", "tamtam")
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cr3t")
+    with SmtpServer(auth=("tamtam", "s3cr3t")) as server:
+        async with transport(server, tmp_path, username_env="TEST_SMTP_USER",
+                             password_env="TEST_SMTP_PASSWORD") as tr:
+            await tr.send(message())
+        assert len(server.received) == 1
+        assert ("tamtam", True) in server.auth_attempts
+
+
+async def test_wrong_password_is_permanent(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_SMTP_USER", "tamtam")
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "wrong")
+    with SmtpServer(auth=("tamtam", "s3cr3t")) as server:
+        tr = transport(server, tmp_path, username_env="TEST_SMTP_USER", password_env="TEST_SMTP_PASSWORD")
+        with pytest.raises(PermanentError, match="535"):
+            await tr.open()
+        with pytest.raises(PermanentError, match="535"):
+            await tr.send(message())
+        await tr.aclose()
+        assert server.received == []
+
+
+async def test_no_credentials_against_a_server_that_requires_them_is_permanent(tmp_path):
+    with SmtpServer(auth=("tamtam", "s3cr3t")) as server:
+        async with transport(server, tmp_path) as tr:
+            with pytest.raises(PermanentError, match="530"):
+                await tr.send(message())
+
+
+async def test_missing_password_env_is_a_config_error_at_open(smtp_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_SMTP_USER", "tamtam")
+    monkeypatch.delenv("TEST_SMTP_PASSWORD_UNSET", raising=False)
+    tr = transport(smtp_server, tmp_path, username_env="TEST_SMTP_USER", password_env="TEST_SMTP_PASSWORD_UNSET")
+    with pytest.raises(ConfigError, match="TEST_SMTP_PASSWORD_UNSET"):
+        await tr.open()
+    assert smtp_server.sessions == []
+
+
+async def test_refuses_credentials_in_clear_text_to_a_remote_host(tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_SMTP_USER", "tamtam")
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cr3t")
+    tr = SmtpTransport(settings(None, host="smtp.example.org", username_env="TEST_SMTP_USER",
+                                password_env="TEST_SMTP_PASSWORD"), config(tmp_path), clock=lambda: NOW)
+    with pytest.raises(ConfigError, match="unencrypted"):
+        await tr.open()
+
+
+def test_loopback_detection():
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1") and is_loopback("[::1]")
+    assert not is_loopback("smtp.example.org") and not is_loopback("10.0.0.1")
+
+
+async def test_starttls_with_ca_file_and_login(test_cert, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_SMTP_USER", "tamtam")
+    monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cr3t")
+    with SmtpServer(tls="starttls", cert=test_cert, auth=("tamtam", "s3cr3t")) as server:
+        async with transport(server, tmp_path, security="starttls", ca_file=str(test_cert.cert),
+                             username_env="TEST_SMTP_USER", password_env="TEST_SMTP_PASSWORD") as tr:
+            await tr.send(message("awa@example.org"))
+            await tr.send(message("binta@example.org"))
+        assert [r.rcpt_tos[0] for r in server.received] == ["awa@example.org", "binta@example.org"]
+        assert len(server.sessions) == 1
+        assert parsed(server.received[0])["Subject"] == SUBJECT
+
+
+async def test_implicit_tls_with_ca_file(test_cert, tmp_path):
+    with SmtpServer(tls="implicit", cert=test_cert) as server:
+        async with transport(server, tmp_path, security="tls", ca_file=str(test_cert.cert)) as tr:
+            receipt = await tr.send(message())
+        assert receipt.detail.startswith("250")
+        [got] = server.received
+        assert parsed(got)["Message-ID"] == receipt.remote_id
+
+
+async def test_untrusted_certificate_is_not_accepted(test_cert, tmp_path):
+    with SmtpServer(tls="implicit", cert=test_cert) as server:
+        tr = transport(server, tmp_path, security="tls")  # no ca_file: the system store does not know it
+        with pytest.raises(TransientError, match="cannot connect"):
+            await tr.open()
+        await tr.aclose()
+        assert server.received == []
+
+
+async def test_starttls_required_but_not_offered_is_a_config_error(smtp_server, tmp_path):
+    tr = transport(smtp_server, tmp_path, security="starttls")
+    with pytest.raises(ConfigError, match="STARTTLS"):
+        await tr.open()
+    await tr.aclose()
+
+
+async def test_missing_ca_file_is_a_config_error(smtp_server, tmp_path):
+    tr = transport(smtp_server, tmp_path, security="tls", ca_file="certs/absent.pem")
+    with pytest.raises(ConfigError, match="absent.pem"):
+        await tr.open()
+
+
+async def test_sends_go_through_the_rate_limiter(smtp_server, tmp_path):
+    async with transport(smtp_server, tmp_path, rate_per_minute=2) as tr:
+        assert tr._limiter.has_capacity()
+        await tr.send(message("awa@example.org"))
+        await tr.send(message("binta@example.org"))
+        # two per minute used up: a third send would wait instead of going out now
+        assert not tr._limiter.has_capacity()
+    assert len(smtp_server.received) == 2
+
+
+async def test_aclose_twice_is_safe(smtp_server, tmp_path):
+    tr = transport(smtp_server, tmp_path)
+    await tr.open()
+    await tr.aclose()
+    await tr.aclose()
