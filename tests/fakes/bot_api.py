@@ -15,7 +15,15 @@ follows the documentation, so output it accepts is safe on both counts.
 
 from __future__ import annotations
 
+import email.policy
+import json
 import re
+import threading
+from dataclasses import dataclass
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 PARSE_ERROR = "Bad Request: can't parse entities: "
 
@@ -223,3 +231,328 @@ def telegram_text_length(text: str) -> int:
     """The length Telegram checks against 4,096 (text) or 1,024 (caption): the parsed text
     in UTF-16 code units, so an emoji outside the BMP counts 2. ValueError if invalid HTML."""
     return utf16_length(telegram_plain_text(text))
+
+
+# -- the fake server ---------------------------------------------------------------------------
+
+FLOOD = 429
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One message the fake accepted, as the bot sent it (before entity parsing)."""
+
+    method: str  # sendMessage or sendPhoto
+    chat_id: str  # as sent: "@name" or a numeric id
+    message_id: int
+    text: str | None = None  # sendMessage
+    caption: str | None = None  # sendPhoto
+    photo: str | None = None  # the URL (or file id) given for a photo
+    parse_mode: str | None = None
+    link_preview_options: dict[str, Any] | None = None
+
+
+@dataclass
+class _Fault:
+    status: int
+    description: str
+    retry_after: int | None = None
+
+
+_FAULT_TEXT = {
+    FLOOD: "Too Many Requests: retry after {retry_after}",
+    400: "Bad Request: message to be replied not found",
+    403: "Forbidden: bot was kicked from the channel chat",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+}
+
+
+class FakeBotApi:
+    """A real HTTP server on 127.0.0.1 that answers like api.telegram.org.
+
+    Use it as a context manager (or call :meth:`start` / :meth:`stop`); give
+    :attr:`base_url` and :attr:`token` to ``telegram.Bot``. It speaks the Bot API wire
+    format: python-telegram-bot POSTs form-encoded parameters (non-string values JSON
+    encoded), other clients JSON or multipart; answers are ``{"ok": true, "result": …}``
+    or ``{"ok": false, "error_code": …, "description": …}`` with the HTTP status equal to
+    the error code, as Telegram does.
+
+    Known chats are "@tamtam_test" (a channel) and "-1001234567890" (the same channel by
+    id) unless ``chats`` says otherwise; any other chat gets "chat not found".
+    ``now`` is the Unix time put in every message's ``date``.
+    """
+
+    def __init__(
+        self,
+        token: str = "123456789:AAtamtam-test-token_0123456789abcdef",
+        chats: dict[str, dict[str, Any]] | None = None,
+        now: int = 1733140800,  # 2 December 2024, 12:00 UTC
+    ):
+        self.token = token
+        self.now = now
+        self.chats: dict[str, dict[str, Any]] = chats if chats is not None else {
+            "@tamtam_test": {"id": -1001234567890, "type": "channel", "title": "Tamtam test", "username": "tamtam_test"},
+            "-1001234567890": {"id": -1001234567890, "type": "channel", "title": "Tamtam test",
+                               "username": "tamtam_test"},
+        }
+        self.unfetchable_photos: set[str] = set()
+        self._lock = threading.Lock()
+        self._sent: list[SentMessage] = []
+        self._calls: list[str] = []
+        self._faults: list[_Fault] = []
+        self._delays: list[float] = []
+        self._next_id = 1
+        self._closing = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> "FakeBotApi":
+        self._closing.clear()
+        handler = type("_Handler", (_Handler,), {"api": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-bot-api", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._closing.set()  # wakes delayed answers so they do not outlive the test
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> "FakeBotApi":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "FakeBotApi is not started"
+        return self._server.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        """For ``telegram.Bot(base_url=…)``: the token and method are appended to it."""
+        return f"http://127.0.0.1:{self.port}/bot"
+
+    @property
+    def base_file_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/file/bot"
+
+    # -- what happened ------------------------------------------------------------------------
+    @property
+    def sent(self) -> list[SentMessage]:
+        """Every accepted message, in order (a copy)."""
+        with self._lock:
+            return list(self._sent)
+
+    @property
+    def calls(self) -> list[str]:
+        """Every method called, accepted or not, in order (a copy)."""
+        with self._lock:
+            return list(self._calls)
+
+    # -- fault injection ----------------------------------------------------------------------
+    def fail_next(self, n: int = 1, status: int = FLOOD, retry_after: int = 3,
+                  description: str | None = None) -> None:
+        """Answer the next ``n`` calls with an error: 429 is Telegram's flood answer
+        (``parameters.retry_after``), 403 "bot was kicked", 500, 502, or any status with
+        ``description``."""
+        text = description or _FAULT_TEXT.get(status, f"Error {status}")
+        fault = _Fault(status, text.format(retry_after=retry_after), retry_after if status == FLOOD else None)
+        with self._lock:
+            self._faults.extend([fault] * n)
+
+    def delay_next(self, seconds: float, n: int = 1) -> None:
+        """Hold the answer to the next ``n`` calls for ``seconds``. The call is still
+        carried out (a message is recorded as sent) — exactly the uncertain case of a
+        post that went out while the client stopped waiting."""
+        with self._lock:
+            self._delays.extend([seconds] * n)
+
+    def refuse_photo(self, url: str) -> None:
+        """Make ``url`` a photo Telegram cannot fetch."""
+        with self._lock:
+            self.unfetchable_photos.add(url)
+
+    # -- the API ------------------------------------------------------------------------------
+    def _take(self, queue: list[Any]) -> Any:
+        with self._lock:
+            return queue.pop(0) if queue else None
+
+    def handle(self, method: str, params: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
+        """(HTTP status, JSON answer, seconds to wait before answering) for one call."""
+        with self._lock:
+            self._calls.append(method)
+        delay = self._take(self._delays) or 0.0
+        fault = self._take(self._faults)
+        if fault is not None:
+            body: dict[str, Any] = {"ok": False, "error_code": fault.status, "description": fault.description}
+            if fault.retry_after is not None:
+                body["parameters"] = {"retry_after": fault.retry_after}
+            return fault.status, body, delay
+        try:
+            if method == "getMe":
+                result: Any = self._get_me()
+            elif method == "sendMessage":
+                result = self._send(method, params)
+            elif method == "sendPhoto":
+                result = self._send(method, params)
+            else:
+                return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}, delay
+        except _BadRequest as exc:
+            return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"}, delay
+        return 200, {"ok": True, "result": result}, delay
+
+    def _get_me(self) -> dict[str, Any]:
+        return {
+            "id": int(self.token.split(":", 1)[0]), "is_bot": True, "first_name": "Tamtam test",
+            "username": "tamtam_test_bot", "can_join_groups": True, "can_read_all_group_messages": False,
+            "supports_inline_queries": False,
+        }
+
+    def _send(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        chat_key = str(params.get("chat_id", "")).strip()
+        if not chat_key:
+            raise _BadRequest("chat_id is empty")
+        chat = self.chats.get(chat_key)
+        if chat is None:
+            raise _BadRequest("chat not found")
+        parse_mode = params.get("parse_mode") or None
+        photo = None
+        if method == "sendMessage":
+            body = str(params.get("text", ""))
+            field, limit = "text", 4096
+        else:
+            photo = str(params.get("photo", "")).strip()
+            if not photo:
+                raise _BadRequest("there is no photo in the request")
+            body = str(params.get("caption", ""))
+            field, limit = "caption", 1024
+        if parse_mode is None:
+            plain = body
+        elif str(parse_mode).lower() == "html":
+            error = telegram_html_error(body)
+            if error is not None:
+                raise _BadRequest(error.removeprefix("Bad Request: "))
+            plain = telegram_plain_text(body)
+        else:
+            raise _BadRequest(f"unsupported parse_mode {parse_mode!r} (this fake knows only HTML)")
+        plain = plain.strip()
+        if field == "text" and not plain:
+            raise _BadRequest("message text is empty")
+        if utf16_length(plain) > limit:
+            raise _BadRequest("message is too long" if field == "text" else "message caption is too long")
+        if photo is not None and (photo in self.unfetchable_photos or not re.match(r"^https?://", photo)):
+            raise _BadRequest("wrong file identifier/HTTP URL specified")
+        preview = params.get("link_preview_options")
+        if isinstance(preview, str):
+            try:
+                preview = json.loads(preview)
+            except ValueError:
+                raise _BadRequest("can't parse link preview options JSON object") from None
+        with self._lock:
+            message_id = self._next_id
+            self._next_id += 1
+            self._sent.append(SentMessage(
+                method=method, chat_id=chat_key, message_id=message_id,
+                text=body if field == "text" else None, caption=body if field == "caption" else None,
+                photo=photo, parse_mode=parse_mode, link_preview_options=preview,
+            ))
+        result: dict[str, Any] = {"message_id": message_id, "date": self.now, "chat": dict(chat)}
+        if chat.get("type") == "channel":
+            result["sender_chat"] = dict(chat)
+        if field == "text":
+            result["text"] = plain
+        else:
+            result["photo"] = [
+                {"file_id": f"AgAD-fake-{message_id}-s", "file_unique_id": f"fake{message_id}s",
+                 "width": 90, "height": 60, "file_size": 1200},
+                {"file_id": f"AgAD-fake-{message_id}-m", "file_unique_id": f"fake{message_id}m",
+                 "width": 800, "height": 533, "file_size": 48000},
+            ]
+            if plain:
+                result["caption"] = plain
+        return result
+
+
+class _BadRequest(Exception):
+    pass
+
+
+def _parse_body(content_type: str, raw: bytes) -> dict[str, Any]:
+    """Form-encoded (what PTB sends), JSON, or multipart/form-data, as the Bot API accepts."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if not raw:
+        return {}
+    if kind == "application/json":
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("the JSON body is not an object")
+        return data
+    if kind == "multipart/form-data":
+        msg = BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + raw
+        )
+        out: dict[str, Any] = {}
+        for part in msg.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if name:
+                payload = part.get_payload(decode=True) or b""
+                out[str(name)] = payload.decode("utf-8", "replace") if part.get_filename() is None else payload
+        return out
+    return {k: v[-1] for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items()}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    api: FakeBotApi
+    server_version = "nginx/1.18.0"  # what api.telegram.org says
+    sys_version = ""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        pass  # keep test output clean
+
+    def _answer(self, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client stopped waiting (read timeout): that is the point of a delay
+
+    def _route(self) -> None:
+        url = urlsplit(self.path)
+        prefix = "/bot"
+        if not url.path.startswith(prefix) or url.path.count("/") != 2:
+            self._answer(404, {"ok": False, "error_code": 404, "description": "Not Found"})
+            return
+        token, _, method = url.path[len(prefix):].partition("/")
+        if token != self.api.token:
+            self._answer(401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+            return
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            params = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+            params.update(_parse_body(self.headers.get("Content-Type", ""), raw))
+        except (ValueError, UnicodeDecodeError) as exc:
+            self._answer(400, {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"})
+            return
+        status, body, delay = self.api.handle(method, params)
+        if delay and self.api._closing.wait(delay):
+            return  # the fake is shutting down: drop the answer
+        self._answer(status, body)
+
+    do_GET = _route
+    do_POST = _route
