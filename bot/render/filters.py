@@ -23,7 +23,8 @@ from . import telegram
 from .strings import STRINGS
 
 ELLIPSIS = "…"
-_SPACE = re.compile(r"\s+")
+# Any whitespace run except the no-break spaces French typography puts on purpose.
+_SPACE = re.compile(r"[^\S\u00a0\u202f]+")
 
 
 def _locale_tz(ctx: Context) -> tuple[str, tzinfo]:

@@ -29,7 +29,7 @@ from bot.config import Channel, Config
 from bot.errors import TemplateError
 from bot.models import Article, Edition, Recipient
 from bot.render import telegram as tg
-from bot.render.tweet import MAX_WEIGHTED, weighted_length
+from bot.render.tweet import MAX_WEIGHTED, truncate_to_fit, weighted_length
 
 from .environment import build_environment, template_folders
 from .filters import ELLIPSIS, excerpt
@@ -49,6 +49,13 @@ DEFAULT_TEMPLATES: dict[str, dict[str, str]] = {
     "telegram": {"digest": "telegram/digest.html", "article": "telegram/article.html"},
     "x": {"digest": "x/digest.txt", "article": "x/article.txt"},
 }
+
+# A start tag as an html5ever serializer writes it (css_inline, nh3): every attribute value
+# in double quotes with '"' escaped, so a value is exactly "[^"]*" even if it holds '>'.
+_START_TAG = re.compile(r'<[A-Za-z][^\s/>]*(?:\s+[^\s"\'>/=]+(?:="[^"]*")?)*\s*/?>')
+_ATTRIBUTE_VALUE = re.compile(r'="([^"]*)"')
+# Whitespace that may be squeezed: every kind except the no-break spaces of French typography.
+_SQUEEZE = re.compile(r"[^\S\u00a0\u202f]+")
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 
@@ -90,6 +97,28 @@ def assemble_email(digest: EmailDigest, envelope: EmailEnvelope) -> tuple[str, s
         envelope.html_head + digest.html + envelope.html_tail,
         envelope.text_head + digest.text + envelope.text_tail,
     )
+
+
+def _escape_attribute_brackets(html: str) -> str:
+    """HTML5 serializers (css_inline's included) leave '<' and '>' raw inside attribute
+    values. That is valid HTML, but a title such as "<script>" reappearing in an ``alt``
+    would alarm spam filters and naive sanitisers, so put the entities back. Text is
+    untouched: the serializer already escapes '<' there, so a raw '<' only starts a tag."""
+    def fix(tag: re.Match[str]) -> str:
+        return _ATTRIBUTE_VALUE.sub(
+            lambda v: '="' + v.group(1).replace("<", "&lt;").replace(">", "&gt;") + '"', tag.group(0))
+    return _START_TAG.sub(fix, html)
+
+
+def _shorten_for_x(text: str, budget: int) -> str:
+    """At most ``budget`` weighted characters of ``text``, by X's rules (word boundary,
+    never inside a URL or an emoji), or "" when not even « … » fits."""
+    if not text or budget <= 1:
+        return ""
+    try:
+        return truncate_to_fit(_SQUEEZE.sub(" ", text).strip(), budget)
+    except ValueError:
+        return ""
 
 
 class Renderer:
@@ -192,13 +221,14 @@ class Renderer:
         ctx = self._context(channel, edition)
         subject_name = self.template_name(channel, "subject")
         # One line: a newline in a subject would be a header injection.
-        subject = " ".join(self._render(subject_name, ctx).split())
+        subject = _SQUEEZE.sub(" ", self._render(subject_name, ctx)).strip()
         if not subject:
             raise TemplateError(subject_name, "the subject is empty")
         html_name = self.template_name(channel, "html")
         body = self._render(html_name, ctx)
         try:
             html = css_inline.inline_fragment(body.strip(), self._css_for(channel), load_remote_stylesheets=False)
+            html = _escape_attribute_brackets(html)
         except (css_inline.InlineError, ValueError) as exc:
             raise TemplateError(html_name, f"its CSS could not be inlined: {exc}") from exc
         text = self._render(self.template_name(channel, "text"), ctx).strip()
@@ -216,6 +246,7 @@ class Renderer:
         page = self._render(html_name, {**ctx, "body": Markup(self._marker)})
         try:
             page = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False).inline(page)
+            page = _escape_attribute_brackets(page)
         except (css_inline.InlineError, ValueError) as exc:
             raise TemplateError(html_name, f"its CSS could not be inlined: {exc}") from exc
         html_head, html_tail = self._split(html_name, page)
@@ -233,11 +264,14 @@ class Renderer:
     # ------------------------------------------------------------------ fitting
 
     def _fit(self, name: str, render: Callable[[list[Article]], str], articles: list[Article],
-             measure: Callable[[str], int], limit: int) -> tuple[list[Article], str]:
+             measure: Callable[[str], int], limit: int,
+             shorten: Callable[[str, int], str] = excerpt) -> tuple[list[Article], str]:
         """Render ``articles``; if too long, shorten summaries, then titles, until it fits.
 
         The shortening happens on the plain text, before the template escapes it, so it
-        never cuts a tag or an entity. Returns the (possibly shortened) articles and output.
+        never cuts a tag or an entity; a binary search finds the longest text that fits.
+        ``shorten(text, n)`` keeps at most ``n`` units of ``text`` (characters for
+        Telegram, X's weighted characters for X). Returns the shortened articles and output.
         """
         out = render(articles)
         if measure(out) <= limit:
@@ -245,20 +279,21 @@ class Renderer:
 
         def shrink(summary: int | None, title: int | None) -> list[Article]:
             return [replace(a,
-                            summary=a.summary if summary is None else excerpt(a.summary, summary),
-                            title=a.title if title is None else excerpt(a.title, title))
+                            summary=a.summary if summary is None else shorten(a.summary, summary),
+                            title=a.title if title is None else shorten(a.title, title))
                     for a in articles]
 
-        for field, longest in (("summary", max((len(a.summary) for a in articles), default=0)),
-                               ("title", max((len(a.title) for a in articles), default=0))):
+        for field, longest in (("summary", max((measure(a.summary) for a in articles), default=0)),
+                               ("title", max((measure(a.title) for a in articles), default=0))):
             def attempt(n: int) -> tuple[list[Article], str]:
                 arts = shrink(n, None) if field == "summary" else shrink(0, n)
                 return arts, render(arts)
 
-            arts, out = attempt(0 if field == "summary" else len(ELLIPSIS) + 1)
+            start = 0 if field == "summary" else len(ELLIPSIS) + 1
+            arts, out = attempt(start)
             if measure(out) > limit:
                 continue
-            lo, hi = 0, longest  # the largest n that fits lies in [lo, hi)
+            lo, hi = start, longest  # the largest n that fits lies in [lo, hi)
             best = (arts, out)
             while hi - lo > 1:
                 mid = (lo + hi) // 2
@@ -350,7 +385,7 @@ class Renderer:
         posts = []
         for arts in groups:
             render = render_with((lambda a: {"article": a[0]}) if role == "article" else (lambda a: {}))
-            _, text = self._fit(name, render, arts, weighted_length, MAX_WEIGHTED)
+            _, text = self._fit(name, render, arts, weighted_length, MAX_WEIGHTED, _shorten_for_x)
             if not text:
                 raise TemplateError(name, "the post is empty")
             posts.append(text)
