@@ -171,7 +171,11 @@ class SmtpTransport(Transport):
         raw = msg.as_bytes()
         message_id = str(msg["Message-ID"])
         async with self._limiter, self._lock:
-            reply = await self._transaction(sender, recipient, raw, message.key)
+            try:
+                reply = await self._transaction(sender, recipient, raw, message.key)
+            except asyncio.CancelledError:
+                self._drop()  # half a transaction on the wire: never reuse that connection
+                raise
         return Receipt(transport=self.name, remote_id=message_id, detail=reply)
 
     async def _transaction(self, sender: str, recipient: str, raw: bytes, key: str) -> str:

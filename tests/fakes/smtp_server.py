@@ -230,5 +230,5 @@ def smtp_server():
 
 
 @pytest.fixture(scope="session")
-def test_cert(tmp_path_factory: pytest.TempPathFactory) -> TestCert:
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> TestCert:
     return make_cert(tmp_path_factory.mktemp("smtp-cert"))

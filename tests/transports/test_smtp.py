@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import socket
 from datetime import datetime, timezone
 
 import pytest
@@ -15,7 +16,7 @@ from bot.errors import ConfigError, PermanentError, TransientError
 from bot.models import Message
 from bot.transports.email import message_id_for
 from bot.transports.smtp import SmtpTransport, is_loopback
-from tests.fakes.smtp_server import SmtpServer, free_port, smtp_server, test_cert  # noqa: F401 - fixtures
+from tests.fakes.smtp_server import SmtpServer, free_port, smtp_server, tls_cert  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
@@ -134,6 +135,17 @@ async def test_server_not_listening_is_transient(tmp_path):
     await tr.aclose()
 
 
+async def test_server_that_never_greets_times_out_as_transient(tmp_path):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()  # the kernel completes the handshake; nobody ever answers
+        tr = SmtpTransport(settings(None, port=listener.getsockname()[1]), config(tmp_path), clock=lambda: NOW)
+        tr._timeout = 0.2  # settings only take whole seconds; keep the test quick
+        with pytest.raises(TransientError, match="cannot connect"):
+            await tr.open()
+        await tr.aclose()
+
+
 async def test_drop_after_data_is_transient_and_a_resend_carries_the_same_message_id(smtp_server, tmp_path):
     smtp_server.drop_after_data(1)
     async with transport(smtp_server, tmp_path) as tr:
@@ -208,11 +220,11 @@ def test_loopback_detection():
     assert not is_loopback("smtp.example.org") and not is_loopback("10.0.0.1")
 
 
-async def test_starttls_with_ca_file_and_login(test_cert, tmp_path, monkeypatch):
+async def test_starttls_with_ca_file_and_login(tls_cert, tmp_path, monkeypatch):
     monkeypatch.setenv("TEST_SMTP_USER", "tamtam")
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cr3t")
-    with SmtpServer(tls="starttls", cert=test_cert, auth=("tamtam", "s3cr3t")) as server:
-        async with transport(server, tmp_path, security="starttls", ca_file=str(test_cert.cert),
+    with SmtpServer(tls="starttls", cert=tls_cert, auth=("tamtam", "s3cr3t")) as server:
+        async with transport(server, tmp_path, security="starttls", ca_file=str(tls_cert.cert),
                              username_env="TEST_SMTP_USER", password_env="TEST_SMTP_PASSWORD") as tr:
             await tr.send(message("awa@example.org"))
             await tr.send(message("binta@example.org"))
@@ -221,17 +233,17 @@ async def test_starttls_with_ca_file_and_login(test_cert, tmp_path, monkeypatch)
         assert parsed(server.received[0])["Subject"] == SUBJECT
 
 
-async def test_implicit_tls_with_ca_file(test_cert, tmp_path):
-    with SmtpServer(tls="implicit", cert=test_cert) as server:
-        async with transport(server, tmp_path, security="tls", ca_file=str(test_cert.cert)) as tr:
+async def test_implicit_tls_with_ca_file(tls_cert, tmp_path):
+    with SmtpServer(tls="implicit", cert=tls_cert) as server:
+        async with transport(server, tmp_path, security="tls", ca_file=str(tls_cert.cert)) as tr:
             receipt = await tr.send(message())
         assert receipt.detail.startswith("250")
         [got] = server.received
         assert parsed(got)["Message-ID"] == receipt.remote_id
 
 
-async def test_untrusted_certificate_is_not_accepted(test_cert, tmp_path):
-    with SmtpServer(tls="implicit", cert=test_cert) as server:
+async def test_untrusted_certificate_is_not_accepted(tls_cert, tmp_path):
+    with SmtpServer(tls="implicit", cert=tls_cert) as server:
         tr = transport(server, tmp_path, security="tls")  # no ca_file: the system store does not know it
         with pytest.raises(TransientError, match="cannot connect"):
             await tr.open()
