@@ -1,21 +1,143 @@
 """X's weighted length, by the twitter-text rules (the library, not a re-implementation).
 
 X counts most Latin text as 1 per character, CJK and emoji as 2, and every URL as 23
-whatever its length; the limit is 280 weighted characters.
+whatever its length; the limit is 280 weighted characters. Since twitter-text's config
+v3 an emoji sequence (👍🏾, a family, a flag) counts 2 as a whole instead of 2 per code
+point; X uses v3 today, so it is the default. v2 stays selectable because the official
+conformance cases are written per config.
+
+:func:`truncate_to_fit` is what a renderer calls when an article title or summary is too
+long: it cuts on a word boundary and never inside a URL or an emoji, because a broken
+link in a post is worse than a shorter sentence.
 """
 
 from __future__ import annotations
 
-from twitter_text import parse_tweet
+import unicodedata
+from typing import Any, Callable, Mapping
+
+from twitter_text import ParsedResult, extract_emojis_with_indices, extract_urls_with_indices, parse_tweet
+from twitter_text.config import config as _LIBRARY_CONFIGS
+from twitter_text.has_invalid_characters import has_invalid_characters
 
 MAX_WEIGHTED = 280
 
+#: The twitter-text configs by their library name. The library's "version2" has no
+#: ``emoji_parsing_enabled`` key (parse_tweet would raise KeyError), so it is spelled out.
+CONFIGS: Mapping[str, Mapping[str, Any]] = {
+    "version2": {**_LIBRARY_CONFIGS["version2"], "emoji_parsing_enabled": False},
+    "version3": dict(_LIBRARY_CONFIGS["version3"]),
+}
+DEFAULT_CONFIG = "version3"
 
-def weighted_length(text: str) -> int:
+# Spaces that bind two words on purpose: French typography puts a (narrow) no-break space
+# before « : ; ! ? » and inside « guillemets »; cutting there would orphan the punctuation.
+_NO_BREAK = {"\u00a0", "\u202f", "\u2007", "\u2060", "\ufeff"}
+# Dropped from the end of a cut text before the ellipsis, so "mot, …" reads "mot…".
+_TRAILING = set(" \t\n\r,;:–—-·«(\u00a0\u202f")
+
+
+def _options(config: str) -> Mapping[str, Any]:
+    try:
+        return CONFIGS[config]
+    except KeyError:
+        raise ValueError(f"unknown twitter-text config {config!r}: expected one of {sorted(CONFIGS)}") from None
+
+
+def parse(text: str, *, config: str = DEFAULT_CONFIG) -> ParsedResult:
+    """twitter-text's full answer for ``text``: weightedLength, valid, permillage and ranges."""
+    return parse_tweet(text, dict(_options(config)))
+
+
+def weighted_length(text: str, *, config: str = DEFAULT_CONFIG) -> int:
     """The length X will count for ``text``."""
-    return parse_tweet(text).weightedLength
+    return parse(text, config=config).weightedLength
 
 
-def fits(text: str, limit: int = MAX_WEIGHTED) -> bool:
-    """True when X would accept ``text`` on length (non-empty, at most ``limit`` weighted)."""
-    return bool(text.strip()) and weighted_length(text) <= limit
+def fits(text: str, limit: int = MAX_WEIGHTED, *, config: str = DEFAULT_CONFIG) -> bool:
+    """True when X would accept ``text`` on length: non-empty, at most ``limit`` weighted,
+    and free of the characters twitter-text declares invalid (U+FFFE, U+FFFF, U+202A–E…)."""
+    if not text.strip() or has_invalid_characters(text):
+        return False
+    return weighted_length(text, config=config) <= limit
+
+
+def _protected(text: str) -> list[bool]:
+    """For each code point of ``text``: True when a cut just before it would split a URL,
+    an emoji sequence or a base letter from its combining accent."""
+    inside = [False] * (len(text) + 1)
+    for entity in [*extract_urls_with_indices(text), *extract_emojis_with_indices(text)]:
+        start, end = entity["indices"]
+        for i in range(start + 1, end):
+            inside[i] = True
+    for i, ch in enumerate(text):
+        if i and unicodedata.combining(ch):
+            inside[i] = True
+    return inside
+
+
+def _url_spans(text: str) -> list[tuple[int, int]]:
+    return [tuple(u["indices"]) for u in extract_urls_with_indices(text)]  # type: ignore[misc]
+
+
+def _cut(text: str, end: int, ellipsis: str, urls: list[tuple[int, int]]) -> str:
+    """``text[:end]`` without dangling spaces or punctuation, then the ellipsis. A URL that
+    ends the kept part gets a space before the ellipsis so X does not read it as part of the link."""
+    while end > 0 and text[end - 1] in _TRAILING and not any(s < end <= e for s, e in urls):
+        end -= 1
+    head = text[:end]
+    if not ellipsis:
+        return head
+    if any(e == end for _, e in urls):
+        return f"{head} {ellipsis}"
+    return head + ellipsis
+
+
+def truncate_to_fit(
+    text: str, limit: int = MAX_WEIGHTED, ellipsis: str = "…", *, config: str = DEFAULT_CONFIG
+) -> str:
+    """``text`` itself when it fits in ``limit``; otherwise its longest start that fits once
+    ``ellipsis`` is added, cut on a word boundary (never on a no-break space, never inside a
+    URL). A first word too long on its own is cut between characters instead, still never
+    inside a URL, an emoji or an accented letter. Raises ValueError when not even the
+    ellipsis fits."""
+    if fits(text, limit, config=config):
+        return text
+    text = unicodedata.normalize("NFC", text).strip()  # X counts NFC; indices below are NFC code points
+    if fits(text, limit, config=config):
+        return text
+    urls = _url_spans(text)
+    protected = _protected(text)
+
+    def ok(end: int) -> str | None:
+        candidate = _cut(text, end, ellipsis, urls)
+        return candidate if candidate.strip() and candidate != ellipsis and fits(candidate, limit, config=config) else None
+
+    words = [i for i, ch in enumerate(text) if ch.isspace() and ch not in _NO_BREAK and not protected[i]]
+    chars = [i for i in range(1, len(text)) if not protected[i]]
+    for cuts in (words, chars):
+        best = _longest(cuts, ok)
+        if best is not None:
+            return best
+    raise ValueError(f"cannot shorten text to {limit} weighted characters with ellipsis {ellipsis!r}")
+
+
+def _longest(cuts: list[int], ok: Callable[[int], str | None]) -> str | None:
+    """The result for the largest cut position that fits. Weighted length grows with the
+    kept prefix, so a binary search finds the frontier; the few cuts just above it are
+    tried too, for the rare non-monotone step (a trailing URL gains a space before the
+    ellipsis, a dropped trailing comma)."""
+    lo, hi, found = 0, len(cuts) - 1, -1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if ok(cuts[mid]) is not None:
+            found, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    if found < 0:
+        return None
+    for idx in range(min(len(cuts) - 1, found + 3), found - 1, -1):
+        result = ok(cuts[idx])
+        if result is not None:
+            return result
+    return None  # pragma: no cover - cuts[found] fitted above
