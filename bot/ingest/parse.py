@@ -1,0 +1,367 @@
+"""Feed bytes → Articles. RSS and Atom go through feedparser, which copes with wrong
+encodings and ill-formed XML; JSON Feed through the json module.
+
+Each format is first read into a :class:`RawEntry` (the entry's values as the feed gave
+them), and one function turns a RawEntry into an Article, so every format gets the same
+normalisation. One broken entry is skipped with a warning; it does not lose the others.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from html import escape
+from typing import Any, Iterable
+from urllib.parse import urlsplit
+
+import feedparser
+
+from ..errors import SourceError
+from ..models import Article
+from .normalize import (
+    absolute_url,
+    clean_text,
+    labels,
+    make_guid,
+    summary_text,
+    title_text,
+    to_utc,
+)
+from .sanitize import clean_html
+
+log = logging.getLogger(__name__)
+
+JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/1(\.\d+)?/?$")
+_IMAGE_EXT = re.compile(r"\.(jpe?g|png|gif|webp|avif)(\?|$)", re.I)
+_FIRST_IMG = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]+)\"", re.I)
+
+# feedparser sets bozo for these even though it read the feed fine (a charset that
+# disagrees with the XML prolog, a text/plain Content-Type…); they are not failures.
+_HARMLESS_BOZO = (
+    feedparser.CharacterEncodingOverride,
+    feedparser.NonXMLContentType,
+    feedparser.CharacterEncodingUnknown,
+)
+
+
+@dataclass(frozen=True)
+class RawEntry:
+    """One entry's values as its feed gave them, before normalisation."""
+
+    entry_id: str | None = None
+    link: str | None = None
+    title: str | None = None
+    summary_html: str | None = None
+    content_html: str | None = None
+    author: str | None = None
+    published: Any = None  # struct_time, RFC 3339 string, datetime or None
+    categories: tuple[str, ...] = ()
+    images: tuple[str, ...] = ()  # explicit image URLs (media:content, thumbnail, image enclosure), best first
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """What a feed says about itself and its entries. ``parse_feed`` keeps only the articles;
+    the rest helps tests and diagnostics (the feed's title, its format)."""
+
+    format: str  # 'rss20', 'atom10', 'json11', … as feedparser names them, 'json1x' for JSON Feed
+    title: str
+    link: str | None
+    articles: list[Article] = field(default_factory=list)
+    skipped: int = 0
+
+
+def parse_feed(data: bytes, *, source_id: str, base_url: str, now: datetime,
+               content_type: str | None = None) -> list[Article]:
+    """Parse one fetched document into Articles, in feed order (usually newest first).
+
+    Raises SourceError when the document is not a feed at all, or is so broken that no
+    entry can be read. A valid feed with no entries gives ``[]``.
+    """
+    return read_feed(data, source_id=source_id, base_url=base_url, now=now, content_type=content_type).articles
+
+
+def read_feed(data: bytes, *, source_id: str, base_url: str, now: datetime,
+              content_type: str | None = None) -> ParsedFeed:
+    """Like :func:`parse_feed`, keeping the feed's own title and link as well."""
+    if not data or not data.strip():
+        raise SourceError(source_id, "the feed is empty (no bytes received)")
+    if _looks_like_json(data, content_type):
+        return _read_json_feed(data, source_id=source_id, base_url=base_url, now=now, content_type=content_type)
+    return _read_xml_feed(data, source_id=source_id, base_url=base_url, now=now, content_type=content_type)
+
+
+# -- format detection -------------------------------------------------------------------
+
+def _looks_like_json(data: bytes, content_type: str | None) -> bool:
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if mime in ("application/feed+json", "application/json") or mime.endswith("+json"):
+        return True
+    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
+    return head in (b"{", b"[")
+
+
+def _web_base(*candidates: str | None) -> str | None:
+    for c in candidates:
+        if c and urlsplit(c).scheme in ("http", "https"):
+            return c
+    return None
+
+
+# -- JSON Feed --------------------------------------------------------------------------
+
+def _read_json_feed(data: bytes, *, source_id: str, base_url: str, now: datetime,
+                    content_type: str | None) -> ParsedFeed:
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SourceError(source_id, f"the feed looks like JSON but cannot be read: {exc}") from exc
+    if not isinstance(doc, dict) or not JSON_FEED_VERSION.match(str(doc.get("version", ""))):
+        raise SourceError(source_id, "the document is JSON but not a JSON Feed (no 'version' "
+                                     "of https://jsonfeed.org/version/1 or 1.1)")
+    items = doc.get("items")
+    if not isinstance(items, list):
+        raise SourceError(source_id, "the JSON Feed has no 'items' list")
+    feed_link = doc.get("home_page_url") if isinstance(doc.get("home_page_url"), str) else None
+    base = _web_base(base_url, doc.get("feed_url") if isinstance(doc.get("feed_url"), str) else None, feed_link)
+    feed_authors = _json_authors(doc)
+    raws: list[RawEntry] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        content_html = _str(item.get("content_html"))
+        if not content_html and _str(item.get("content_text")):
+            content_html = _text_to_html(_str(item.get("content_text")))
+        summary = _str(item.get("summary"))
+        summary_html = escape(summary) if summary else None
+        tags = item.get("tags") if isinstance(item.get("tags"), list) else []
+        images = tuple(u for u in (_str(item.get("image")), _str(item.get("banner_image"))) if u)
+        raws.append(RawEntry(
+            entry_id=_str(item.get("id")) or (str(item["id"]) if isinstance(item.get("id"), int) else None),
+            link=_str(item.get("url")) or _str(item.get("external_url")),
+            title=escape(_str(item.get("title")) or "", quote=False) or None,
+            summary_html=summary_html,
+            content_html=content_html,
+            author=(_json_authors(item) or feed_authors or [None])[0],
+            published=item.get("date_published") or item.get("date_modified"),
+            categories=tuple(t for t in tags if isinstance(t, str)),
+            images=images,
+        ))
+    articles, skipped = _build_all(raws, source_id=source_id, base=base, feed_link=feed_link, now=now)
+    version = str(doc.get("version", "")).rstrip("/").rsplit("/", 1)[-1].replace(".", "")
+    return ParsedFeed(format=f"json{version}", title=_str(doc.get("title")) or "", link=feed_link,
+                      articles=articles, skipped=skipped)
+
+
+def _json_authors(obj: dict[str, Any]) -> list[str]:
+    """JSON Feed 1.1 'authors' list, or 1.0's single 'author'."""
+    found: list[str] = []
+    authors = obj.get("authors")
+    if isinstance(authors, list):
+        found += [a["name"] for a in authors if isinstance(a, dict) and isinstance(a.get("name"), str)]
+    author = obj.get("author")
+    if isinstance(author, dict) and isinstance(author.get("name"), str):
+        found.append(author["name"])
+    return [a.strip() for a in found if a.strip()]
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
+
+
+def _text_to_html(text: str) -> str:
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return "".join(f"<p>{escape(p, quote=False)}</p>" for p in paragraphs)
+
+
+# -- RSS and Atom -------------------------------------------------------------------------
+
+def _read_xml_feed(data: bytes, *, source_id: str, base_url: str, now: datetime,
+                   content_type: str | None) -> ParsedFeed:
+    headers: dict[str, str] = {}
+    # feedparser needs the HTTP Content-Type to pick the right encoding (it overrides the
+    # XML prolog), and the URL to resolve relative links; a local file has neither.
+    if content_type:
+        headers["content-type"] = content_type
+    web_base = _web_base(base_url)
+    if web_base:
+        headers["content-location"] = web_base
+    try:
+        parsed = feedparser.parse(data, response_headers=headers)
+    except Exception as exc:  # noqa: BLE001 - feedparser should never raise, but a bug must not escape
+        raise SourceError(source_id, f"the feed cannot be parsed: {exc}") from exc
+
+    version = parsed.get("version") or ""
+    entries = parsed.get("entries") or []
+    feed = parsed.get("feed") or {}
+    if not entries:
+        if not version:
+            raise SourceError(source_id, _not_a_feed(data, content_type, parsed))
+        exc = parsed.get("bozo_exception")
+        if parsed.get("bozo") and exc is not None and not isinstance(exc, _HARMLESS_BOZO):
+            raise SourceError(source_id, f"the feed is broken and no article could be read ({_describe(exc)})")
+    feed_link = _str(feed.get("link"))
+    base = _web_base(base_url, feed_link)
+    raws = []
+    for entry in entries:
+        try:
+            raws.append(_raw_from_feedparser(entry))
+        except Exception as exc:  # noqa: BLE001 - one odd entry must not lose the others
+            log.warning("source %s: skipped an entry feedparser returned oddly: %r", source_id, exc)
+    articles, skipped = _build_all(raws, source_id=source_id, base=base, feed_link=feed_link, now=now)
+    return ParsedFeed(format=version, title=title_text(feed.get("title"), "") if feed.get("title") else "",
+                      link=feed_link, articles=articles, skipped=skipped + len(entries) - len(raws))
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:200]
+
+
+def _not_a_feed(data: bytes, content_type: str | None, parsed: Any) -> str:
+    head = data[:512].lstrip().lower()
+    mime = (content_type or "").split(";")[0].strip().lower()
+    if b"<html" in head or b"<!doctype html" in head or mime in ("text/html", "application/xhtml+xml"):
+        return "the address returned a web page (HTML), not an RSS, Atom or JSON feed; check the feed URL"
+    exc = parsed.get("bozo_exception")
+    detail = f" ({_describe(exc)})" if exc is not None else ""
+    return f"the document is not an RSS, Atom or JSON feed{detail}"
+
+
+def _raw_from_feedparser(entry: Any) -> RawEntry:
+    content_html = _feedparser_content(entry)
+    summary_html = entry.get("summary") or None
+    summary_detail = entry.get("summary_detail") or {}
+    if summary_html and summary_detail.get("type") == "text/plain":
+        summary_html = escape(summary_html, quote=False)
+    title = entry.get("title")
+    if title and (entry.get("title_detail") or {}).get("type") == "text/plain":
+        # feedparser already decoded a plain-text title; re-escape so '<' or '&' survive
+        # the same HTML-to-text path the HTML titles take.
+        title = escape(title, quote=False)
+    categories = [t.get("label") or t.get("term") for t in entry.get("tags") or [] if isinstance(t, dict)]
+    return RawEntry(
+        entry_id=entry.get("id") or None,
+        link=entry.get("link") or None,
+        title=title or None,
+        summary_html=summary_html,
+        content_html=content_html,
+        author=_feedparser_author(entry),
+        published=entry.get("published_parsed") or entry.get("updated_parsed")
+        or entry.get("created_parsed"),
+        categories=tuple(c for c in categories if isinstance(c, str)),
+        images=tuple(_feedparser_images(entry)),
+    )
+
+
+def _feedparser_content(entry: Any) -> str | None:
+    """The richest full-content block (content:encoded, atom:content), as HTML."""
+    best: str | None = None
+    for block in entry.get("content") or []:
+        value = block.get("value") or ""
+        if not value.strip():
+            continue
+        if block.get("type") == "text/plain":
+            value = _text_to_html(value)
+        if best is None or len(value) > len(best):
+            best = value
+    return best
+
+
+def _feedparser_author(entry: Any) -> str | None:
+    detail = entry.get("author_detail") or {}
+    name = detail.get("name") or entry.get("author")
+    if not name:
+        for a in entry.get("authors") or []:
+            if isinstance(a, dict) and a.get("name"):
+                name = a["name"]
+                break
+    return name if isinstance(name, str) and name.strip() else None
+
+
+def _is_image(media: dict[str, Any]) -> bool:
+    mime = (media.get("type") or "").lower()
+    medium = (media.get("medium") or "").lower()
+    if mime:
+        return mime.startswith("image/")
+    if medium:
+        return medium == "image"
+    return bool(_IMAGE_EXT.search(media.get("url") or media.get("href") or ""))
+
+
+def _feedparser_images(entry: Any) -> Iterable[str]:
+    for media in entry.get("media_content") or []:
+        if isinstance(media, dict) and media.get("url") and _is_image(media):
+            yield media["url"]
+    for thumb in entry.get("media_thumbnail") or []:
+        if isinstance(thumb, dict) and thumb.get("url"):
+            yield thumb["url"]
+    for link in entry.get("links") or []:
+        if isinstance(link, dict) and link.get("rel") == "enclosure" and link.get("href") and _is_image(link):
+            yield link["href"]
+    for enc in entry.get("enclosures") or []:
+        if isinstance(enc, dict) and enc.get("href") and _is_image(enc):
+            yield enc["href"]
+
+
+# -- RawEntry → Article -----------------------------------------------------------------
+
+def _build_all(raws: list[RawEntry], *, source_id: str, base: str | None, feed_link: str | None,
+               now: datetime) -> tuple[list[Article], int]:
+    articles: list[Article] = []
+    skipped = 0
+    for raw in raws:
+        try:
+            article = build_article(raw, source_id=source_id, base=base, feed_link=feed_link, now=now)
+        except Exception as exc:  # noqa: BLE001 - one bad entry is skipped, the others go on
+            log.warning("source %s: skipped entry %r: %s", source_id, raw.entry_id or raw.link, exc)
+            skipped += 1
+            continue
+        if article is None:
+            skipped += 1
+        else:
+            articles.append(article)
+    return articles, skipped
+
+
+def build_article(raw: RawEntry, *, source_id: str, base: str | None, feed_link: str | None,
+                  now: datetime) -> Article | None:
+    """Normalise one entry. None when the entry has nothing to show (no title, text or link)."""
+    url = absolute_url(raw.link, base)
+    entry_id = raw.entry_id.strip() if raw.entry_id else None
+    if url is None and entry_id:
+        url = absolute_url(entry_id) if entry_id.startswith(("http://", "https://")) else None
+
+    content_html = clean_html(raw.content_html or raw.summary_html or "", url or base)
+    summary = summary_text(raw.summary_html) or summary_text(raw.content_html)
+    title = title_text(raw.title, summary)
+    if not raw.title and not summary and not content_html and url is None:
+        return None
+
+    image = None
+    for candidate in raw.images:
+        image = absolute_url(candidate, url or base)
+        if image:
+            break
+    if image is None:
+        m = _FIRST_IMG.search(content_html)
+        if m:
+            image = absolute_url(m.group(1).replace("&amp;", "&"), url or base)
+
+    published = to_utc(raw.published) or to_utc(now)
+    author = clean_text(raw.author) if raw.author else None
+    return Article(
+        source_id=source_id,
+        guid=make_guid(entry_id, url, title=title, summary=summary),
+        url=url or absolute_url(feed_link, base) or (base or ""),
+        title=title,
+        published_at=published,
+        author=author or None,
+        categories=labels(raw.categories),
+        summary=summary,
+        content_html=content_html,
+        image_url=image,
+    )
