@@ -237,7 +237,7 @@ def test_admin_folder_overrides_and_extends_the_default(tmp_path: Path) -> None:
     assert "Lire la suite" in digest.html  # the rest still comes from the shipped template
     assert "2 décembre 2024 · 4 articles" not in digest.html  # the overridden block is gone
     posts = renderer.x_posts(config.channel("x"), sample_edition(config.channel("x"), config, NOW))
-    assert posts[0].startswith("🔴 Bamako")
+    assert posts[0].startswith("🔴 Bamako\u00a0:")
 
 
 def test_missing_admin_folder_is_a_config_error(tmp_path: Path) -> None:
@@ -425,3 +425,16 @@ def test_x_article_mode_gives_one_post_per_article() -> None:
     posts = Renderer(config).x_posts(config.channel("xa"), edition(article(1), article(2)))
     assert len(posts) == 2 and all(fits(p) for p in posts)
     assert posts[1].endswith(f"{BASE}/2024/12/02/article-2/")
+
+
+def test_broken_include_names_the_included_file(tmp_path: Path) -> None:
+    (tmp_path / "email").mkdir()
+    (tmp_path / "email" / "digest.txt").write_text("{{ title }}\n{% include '_pied.txt' %}\n", encoding="utf-8")
+    (tmp_path / "_pied.txt").write_text("Merci\n{% if %}\n", encoding="utf-8")
+    (tmp_path / "telegram").mkdir()
+    (tmp_path / "telegram" / "digest.html").write_text("<b>{{ title }}</b>\n{% include 'absent.html' %}\n",
+                                                       encoding="utf-8")
+    config = make_config({"id": "mail", "type": "email"}, {"id": "tg", "type": "telegram"}, folder=str(tmp_path))
+    problems = Renderer(config).check()
+    assert any("channel mail" in p and "_pied.txt, line 2: syntax error" in p for p in problems), problems
+    assert any("channel tg" in p and "telegram/digest.html, line 2" in p and "absent.html" in p for p in problems)

@@ -143,18 +143,28 @@ class Renderer:
                                       f"expected one of {', '.join(defaults)}")
         return channel.templates.get(role) or defaults[role]
 
-    def _render(self, name: str, context: dict[str, Any]) -> str:
-        """Render one template, turning every failure into a TemplateError with a line."""
+    def _load(self, name: str) -> jinja2.Template:
+        """Find and compile a template; a missing or unparsable one is a TemplateError."""
         try:
-            return self.env.get_template(name).render(context)
-        except TemplateError:
-            raise
+            return self.env.get_template(name)
         except jinja2.TemplateNotFound as exc:
             missing = exc.name or name
             searched = ", ".join(str(f) for f in self.folders)
             via = "" if missing == name else f" (needed by {name})"
             raise TemplateError(missing, f"not found{via}; searched {searched}") from exc
         except jinja2.TemplateSyntaxError as exc:
+            raise TemplateError(exc.name or name, f"syntax error: {exc.message}", exc.lineno) from exc
+
+    def _render(self, name: str, context: dict[str, Any]) -> str:
+        """Render one template, turning every failure into a TemplateError with a line."""
+        template = self._load(name)
+        try:
+            return template.render(context)
+        except jinja2.TemplateNotFound as exc:  # an {% include %}/{% import %} names a missing file
+            where, line = self._locate(exc, name)
+            searched = ", ".join(str(f) for f in self.folders)
+            raise TemplateError(where, f"uses {exc.name or '?'!s}, which is not found; searched {searched}", line) from exc
+        except jinja2.TemplateSyntaxError as exc:  # … or a file that does not parse
             raise TemplateError(exc.name or name, f"syntax error: {exc.message}", exc.lineno) from exc
         except Exception as exc:  # an admin's template can fail in any way; never crash the run
             where, line = self._locate(exc, name)
@@ -409,7 +419,7 @@ class Renderer:
             for role in used:
                 try:
                     name = self.template_name(channel, role)
-                    self._render_check_load(name)
+                    self._load(name)
                 except TemplateError as exc:
                     problems.append(f"channel {channel.id}: {exc}")
                     loadable = False
@@ -425,17 +435,6 @@ class Renderer:
                     kind = "an empty edition" if not edition.articles else "the sample edition"
                     problems.append(f"channel {channel.id}: with {kind}: {exc}")
         return list(dict.fromkeys(problems))
-
-    def _render_check_load(self, name: str) -> None:
-        try:
-            self.env.get_template(name)
-        except jinja2.TemplateNotFound as exc:
-            searched = ", ".join(str(f) for f in self.folders)
-            missing = exc.name or name
-            via = "" if missing == name else f" (needed by {name})"
-            raise TemplateError(missing, f"not found{via}; searched {searched}") from exc
-        except jinja2.TemplateSyntaxError as exc:
-            raise TemplateError(exc.name or name, f"syntax error: {exc.message}", exc.lineno) from exc
 
     def _trial(self, channel: Channel, edition: Edition) -> None:
         if channel.type == "email":

@@ -31,7 +31,8 @@ def sample_articles(base_url: str, now: datetime) -> tuple[Article, ...]:
             source_id="exemple",
             guid=f"{site}/?p=101",
             url=f"{site}/2024/12/02/bamako-la-saison-des-pluies/",
-            title="Bamako : « la saison des pluies a dépassé nos attentes », selon l’Agence",
+            # As a careful French desk writes it: no-break spaces before « : » and inside « ».
+            title="Bamako\u00a0: «\u00a0la saison des pluies a dépassé nos attentes\u00a0», selon l’Agence",
             published_at=now - timedelta(hours=2),
             author="Aminata Traoré",
             categories=("Société", "Environnement"),
@@ -56,7 +57,7 @@ def sample_articles(base_url: str, now: datetime) -> tuple[Article, ...]:
             source_id="exemple",
             guid=f"{site}/?p=103",
             url=f"{site}/2024/12/01/sport-les-aigles/",
-            title="Football : les Aigles qualifiés pour la CAN après un match à suspense !",
+            title="Football\u00a0: les Aigles qualifiés pour la CAN après un match à suspense\u202f!",
             published_at=now - timedelta(hours=26),
             author=None,
             categories=(),
