@@ -1,0 +1,254 @@
+"""Posts to a Telegram channel or group through the Bot API, with python-telegram-bot.
+
+A Telegram post cannot be taken back or deduplicated by the server, so this transport
+is at-most-once: when a request left but no answer came (read timeout, connection cut
+after sending) it raises :class:`~bot.errors.UncertainDelivery` and the outbox asks the
+admin instead of posting twice. Everything Telegram refuses for good (bad HTML, unknown
+chat, bot kicked out) is a :class:`~bot.errors.PermanentError` carrying Telegram's own
+description; everything that may pass later (flood control, 5xx, network down) is a
+:class:`~bot.errors.TransientError`.
+
+PTB's ``AIORateLimiter`` keeps us inside Telegram's flood limits (30 messages a second
+overall, 20 a minute per group or channel) by *waiting*; it is built with
+``max_retries=0`` so a 429 that still happens comes straight back to the outbox, which
+owns every retry decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from datetime import timedelta
+from html.parser import HTMLParser
+from typing import Any, ClassVar
+
+import httpx
+from telegram import LinkPreviewOptions
+from telegram.constants import ParseMode
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    InvalidToken,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.ext import AIORateLimiter, ExtBot
+from telegram.request import HTTPXRequest
+from telegram.warnings import PTBDeprecationWarning
+
+from ..config import parse_duration, secret
+from ..errors import ConfigError, DeliveryError, PermanentError, TransientError, UncertainDelivery
+from ..models import Message, Receipt
+from .base import Transport
+
+log = logging.getLogger(__name__)
+
+# Telegram's answers when it could not download the picture we pointed it to. The post
+# itself is fine, so we send it again without the picture.
+_PHOTO_FETCH_ERRORS = (
+    "wrong file identifier/http url specified",
+    "failed to get http url content",
+    "wrong type of the web page content",
+    "wrong remote file identifier",
+    "image_process_failed",
+    "photo_invalid_dimensions",
+    "photo_save_file_invalid",
+)
+
+
+class _TextCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def telegram_length(html: str) -> int:
+    """The length Telegram checks against its limits: the text left once tags are removed
+    and entities decoded, in UTF-16 code units (an emoji outside the BMP counts 2)."""
+    collector = _TextCollector()
+    collector.feed(html)
+    collector.close()
+    return len("".join(collector.parts).encode("utf-16-le")) // 2
+
+
+def _seconds(value: int | float | timedelta) -> float:
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def _retry_after(exc: RetryAfter) -> float:
+    """PTB 22 returns an int or a timedelta depending on PTB_TIMEDELTA, warning about the
+    int; we accept both and keep the warning out of the logs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        return _seconds(exc.retry_after)
+
+
+def translate(exc: TelegramError, where: str) -> DeliveryError:
+    """Map a python-telegram-bot error to the outbox's vocabulary. Order matters: in PTB
+    ``BadRequest`` and ``TimedOut`` are both subclasses of ``NetworkError``."""
+    cause = exc.__cause__
+    if isinstance(exc, RetryAfter):
+        seconds = _retry_after(exc)
+        return TransientError(f"{where}: Telegram flood control, retry after {seconds:g} s", retry_after=seconds)
+    if isinstance(exc, TimedOut):
+        if isinstance(cause, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+            return TransientError(f"{where}: could not connect to Telegram in time (the request was not sent)")
+        # A read or write timeout: the request (or part of it) left and no answer came.
+        return UncertainDelivery(f"{where}: no answer from Telegram in time; the post may or may not be out")
+    if isinstance(exc, ChatMigrated):
+        return PermanentError(
+            f"{where}: the group became the supergroup {exc.new_chat_id}; put that id in chat_id"
+        )
+    if isinstance(exc, InvalidToken):
+        # PTB's message may quote the token itself: never repeat it.
+        return PermanentError(f"{where}: Telegram rejected the bot token (401 Unauthorized)")
+    if isinstance(exc, Forbidden):
+        return PermanentError(f"{where}: Telegram refused: {exc.message}")
+    if isinstance(exc, BadRequest):
+        return PermanentError(f"{where}: Telegram refused the message: {exc.message}")
+    if isinstance(exc, NetworkError):
+        if isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return TransientError(f"{where}: cannot reach Telegram: {exc.message}")
+        if isinstance(cause, (httpx.ReadError, httpx.RemoteProtocolError)):
+            # The connection broke after the request was written: same doubt as a read timeout.
+            return UncertainDelivery(f"{where}: the connection broke before Telegram answered ({exc.message}); "
+                                     "the post may or may not be out")
+        return TransientError(f"{where}: {exc.message}")  # 5xx and other network trouble
+    return TransientError(f"{where}: unexpected Telegram error: {exc.message}")
+
+
+class TelegramTransport(Transport):
+    name: ClassVar[str] = "telegram"
+    max_text: ClassVar[int | None] = 4096
+    max_caption: ClassVar[int | None] = 1024
+    at_least_once: ClassVar[bool] = False
+
+    def __init__(self, settings: Any, config: Any, *, timeout: float | None = None):
+        """``timeout`` (seconds) overrides ``settings.timeout``, whose ``"30s"`` format cannot
+        say less than a second; tests use it to provoke a read timeout quickly."""
+        super().__init__(settings, config)
+        self._timeout_override = timeout
+        self._bot: ExtBot[Any] | None = None
+
+    def _timeout(self) -> float:
+        if self._timeout_override is not None:
+            return self._timeout_override
+        try:
+            return parse_duration(self.settings.timeout).total_seconds()
+        except ValueError as exc:
+            raise ConfigError(f"telegram transport timeout: {exc}") from exc
+
+    def _where(self, chat: str) -> str:
+        return f"telegram chat {chat}"
+
+    async def open(self) -> None:
+        """Build the bot and call getMe, so a wrong token or an unreachable API shows up
+        before the first post instead of in the middle of an edition."""
+        if self._bot is not None:
+            return
+        token = secret(self.settings.token_env, "telegram transport token_env")
+        if not token:
+            raise ConfigError("telegram transport: token_env is empty; name the variable holding the bot token")
+        timeout = self._timeout()
+        request = HTTPXRequest(
+            connection_pool_size=8,
+            connect_timeout=timeout,
+            read_timeout=timeout,
+            write_timeout=timeout,
+            pool_timeout=timeout,
+            media_write_timeout=timeout,
+        )
+        try:
+            bot: ExtBot[Any] = ExtBot(
+                token=token,
+                base_url=self.settings.base_url,
+                base_file_url=self.settings.base_file_url,
+                request=request,
+                rate_limiter=AIORateLimiter(max_retries=0),
+            )
+        except InvalidToken:
+            # from None: PTB's message would put the token in the log.
+            raise ConfigError(
+                f"telegram transport: the value of ${self.settings.token_env} is not a bot token"
+            ) from None
+        try:
+            await bot.initialize()
+        except InvalidToken:
+            await self._shutdown(bot)
+            raise ConfigError(
+                f"telegram transport: Telegram rejected the bot token in ${self.settings.token_env} "
+                f"(401 Unauthorized at {self.settings.base_url}); check it with @BotFather"
+            ) from None  # from None: PTB's message quotes the token
+        except TelegramError as exc:
+            await self._shutdown(bot)
+            raise translate(exc, f"telegram getMe at {self.settings.base_url}") from exc
+        self._bot = bot
+        log.info("telegram: connected as @%s", bot.username)
+
+    async def send(self, message: Message) -> Receipt:
+        chat = (message.destination or self.settings.chat_id).strip()
+        where = self._where(chat)
+        if message.kind != "telegram":
+            raise PermanentError(f"{where}: message {message.key} is a {message.kind!r} message, not telegram")
+        limit = self.max_caption if message.photo_url else self.max_text
+        what = "caption" if message.photo_url else "text"
+        length = telegram_length(message.text)
+        if limit is not None and length > limit:
+            raise PermanentError(
+                f"{where}: message {message.key}: the {what} is {length} characters, Telegram allows {limit}"
+            )
+        if not message.photo_url and not message.text.strip():
+            raise PermanentError(f"{where}: message {message.key} has no text")
+        if self._bot is None:
+            await self.open()
+        assert self._bot is not None
+        detail_extra = ""
+        try:
+            if message.photo_url:
+                try:
+                    sent = await self._bot.send_photo(
+                        chat_id=chat, photo=message.photo_url, caption=message.text or None,
+                        parse_mode=ParseMode.HTML,
+                    )
+                except BadRequest as exc:
+                    if not any(s in exc.message.lower() for s in _PHOTO_FETCH_ERRORS) or not message.text.strip():
+                        raise
+                    # A post without its picture beats no post.
+                    log.warning("%s: Telegram could not use the photo %s (%s); posting the text alone",
+                                where, message.photo_url, exc.message)
+                    detail_extra = f" (photo refused: {exc.message}; sent as text)"
+                    sent = await self._send_text(chat, message.text)
+            else:
+                sent = await self._send_text(chat, message.text)
+        except TelegramError as exc:
+            raise translate(exc, where) from exc
+        return Receipt(
+            transport=self.name,
+            remote_id=str(sent.message_id),
+            detail=f"chat {chat} message {sent.message_id}{detail_extra}",
+        )
+
+    async def _send_text(self, chat: str, text: str) -> Any:
+        assert self._bot is not None
+        return await self._bot.send_message(
+            chat_id=chat, text=text, parse_mode=ParseMode.HTML,
+            link_preview_options=LinkPreviewOptions(is_disabled=self.settings.disable_web_page_preview),
+        )
+
+    @staticmethod
+    async def _shutdown(bot: ExtBot[Any]) -> None:
+        try:
+            await bot.shutdown()
+        except Exception:  # pragma: no cover - closing is best effort
+            log.exception("telegram: closing the HTTP client failed")
+
+    async def aclose(self) -> None:
+        bot, self._bot = self._bot, None
+        if bot is not None:
+            await self._shutdown(bot)
