@@ -26,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
+from oauthlib.oauth1 import Client as OAuth1Client
 from oauthlib.oauth1.rfc5849 import signature as oauth_signature
 from oauthlib.oauth1.rfc5849 import utils as oauth_utils
 
@@ -128,7 +129,8 @@ class FakeXApi:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
         self._server.daemon_threads = True
         self._server.block_on_close = False
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-x-api", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="fake-x-api", daemon=True)
         self._thread.start()
         return self
 
@@ -172,7 +174,10 @@ class FakeXApi:
             base = oauth_signature.signature_base_string(
                 method, oauth_signature.base_string_uri(url), oauth_signature.normalize_parameters(collected)
             )
-            expected = oauth_signature.sign_hmac_sha1(base, self.consumer_secret, self.access_token_secret)
+            client = OAuth1Client(self.consumer_key, client_secret=self.consumer_secret,
+                                  resource_owner_key=self.access_token,
+                                  resource_owner_secret=self.access_token_secret)
+            expected = oauth_signature.sign_hmac_sha1_with_client(base, client)
             if expected != params.get("oauth_signature"):
                 return "bad OAuth signature"
         return None
