@@ -302,6 +302,7 @@ class FakeBotApi:
         self._calls: list[str] = []
         self._faults: list[_Fault] = []
         self._delays: list[float] = []
+        self._drops = 0
         self._next_id = 1
         self._closing = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -379,6 +380,19 @@ class FakeBotApi:
         post that went out while the client stopped waiting."""
         with self._lock:
             self._delays.extend([seconds] * n)
+
+    def drop_next(self, n: int = 1) -> None:
+        """Carry out the next ``n`` calls but close the connection instead of answering
+        (a proxy or mobile link dying mid-request): the client cannot know the outcome."""
+        with self._lock:
+            self._drops += n
+
+    def _take_drop(self) -> bool:
+        with self._lock:
+            if self._drops:
+                self._drops -= 1
+                return True
+            return False
 
     def refuse_photo(self, url: str) -> None:
         """Make ``url`` a photo Telegram cannot fetch."""
@@ -552,6 +566,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(400, {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"})
             return
         status, body, delay = self.api.handle(method, params)
+        if self.api._take_drop():
+            self.close_connection = True
+            return  # no status line, no body: the client sees the connection close
         if delay and self.api._closing.wait(delay):
             return  # the fake is shutting down: drop the answer
         self._answer(status, body)

@@ -185,6 +185,13 @@ async def test_answer_slower_than_read_timeout_is_uncertain(api, config, monkeyp
         await tr.aclose()
 
 
+async def test_connection_cut_before_the_answer_is_uncertain(transport, api):
+    api.drop_next()
+    with pytest.raises(UncertainDelivery):
+        await transport.send(msg())
+    assert [s.text for s in api.sent] == [FRENCH]
+
+
 async def test_server_not_listening_at_send_is_transient(api, config, monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, api.token)
     tr = TelegramTransport(make_settings(api), config)
