@@ -122,16 +122,27 @@ def collapse(text: str) -> str:
     return _WS.sub(" ", text).strip()
 
 
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?>")
+
+
 def clean_text(fragment: str | None) -> str:
-    """HTML or text → one line of plain text: tags stripped, entities (even doubled) decoded."""
+    """HTML or text → one line of plain text: tags stripped, entities (even doubled) decoded.
+
+    Markup that was entity-escaped once too often (``&lt;b&gt;``) is still markup to a
+    reader's eye, so after decoding, anything that looks like a tag is stripped as well.
+    """
     if not fragment:
         return ""
-    return collapse(decode_leftover_entities(html_to_text(fragment)))
+    text = decode_leftover_entities(html_to_text(fragment))
+    if _TAG.search(text):
+        text = html_to_text(html.escape(text, quote=False).replace("&lt;", "<").replace("&gt;", ">"))
+    return collapse(text)
 
 
 def strip_wordpress_boilerplate(text: str) -> str:
     """Remove WordPress's '[…]' marker and 'The post X appeared first on Y.' footers."""
-    text = _WP_MORE.sub(ELLIPSIS, text)
+    # After a full sentence the marker adds nothing; mid-sentence it becomes an ellipsis.
+    text = _WP_MORE.sub(lambda m: "" if text[:m.start()].rstrip().endswith((".", "!", "?")) else ELLIPSIS, text)
     for pattern in _WP_BOILERPLATE:
         text = pattern.sub("", text)
     text = re.sub(r"\s*(?:…|\.\.\.)(?:\s*…)+", ELLIPSIS, text)  # '… […]' → one ellipsis

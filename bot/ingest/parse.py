@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/1(\.\d+)?/?$")
 _IMAGE_EXT = re.compile(r"\.(jpe?g|png|gif|webp|avif)(\?|$)", re.I)
+_BLOCK_START = re.compile(r"<(p|ul|ol|h[2-4]|blockquote|figure)\b", re.I)
 _FIRST_IMG = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]+)\"", re.I)
 
 # feedparser sets bozo for these even though it read the feed fine (a charset that
@@ -336,6 +337,8 @@ def build_article(raw: RawEntry, *, source_id: str, base: str | None, feed_link:
         url = absolute_url(entry_id) if entry_id.startswith(("http://", "https://")) else None
 
     content_html = clean_html(raw.content_html or raw.summary_html or "", url or base)
+    if content_html and not _BLOCK_START.match(content_html):
+        content_html = f"<p>{content_html}</p>"  # bare text from a description: give it a paragraph
     summary = summary_text(raw.summary_html) or summary_text(raw.content_html)
     title = title_text(raw.title, summary)
     if not raw.title and not summary and not content_html and url is None:

@@ -1,0 +1,251 @@
+"""parse_feed on RSS 2.0, Atom and JSON Feed, hostile HTML, odd documents, and the demo feed."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from bot.errors import SourceError
+from bot.ingest import parse_feed
+from bot.ingest.parse import read_feed
+
+DATA = Path(__file__).parent / "data" / "feeds"
+DEMO = Path(__file__).resolve().parent.parent / "config" / "demo" / "feed.xml"
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def parse(name: str, base_url: str | None = None, content_type: str | None = None):
+    path = DATA / name
+    return parse_feed(path.read_bytes(), source_id="test", base_url=base_url or str(path), now=NOW,
+                      content_type=content_type)
+
+
+# -- RSS -----------------------------------------------------------------------------------------
+
+def test_rss_wordpress_entry_with_double_encoded_title_relative_link_and_enclosure() -> None:
+    first, second = parse("wordpress-relative.xml")
+    assert first.title == "Café-débat au centre culturel : « Quelle ville pour demain ? »"
+    # no guid: the canonical link, resolved against the channel link, tracking and fragment gone
+    assert first.guid == "https://petit-bamakois.example/2026/11/cafe-debat/?id=7"
+    assert first.url.startswith("https://petit-bamakois.example/2026/11/cafe-debat/?")
+    assert first.author == "Sira Diabaté"
+    assert first.categories == ("Culture", "Ville")
+    assert first.summary == "Un débat public samedi…"
+    assert first.image_url == "https://petit-bamakois.example/wp-content/uploads/affiche.png"
+    assert first.content_html.startswith("<p>Un débat public <b>samedi</b>")
+    # no title, no date: title from the summary, date = now
+    assert second.title.startswith("Brève sans titre ni date : le marché de Médine")
+    assert second.published_at == NOW
+    assert second.guid == "https://petit-bamakois.example/breve/medine"
+    assert second.author is None and second.categories == () and second.image_url is None
+
+
+def test_hostile_html_is_neutralised_everywhere() -> None:
+    (article,) = parse("hostile.xml", base_url="https://hostile.example/feed/")
+    assert article.title == "Piège dans le titre"
+    assert article.summary == "Résumé gras"
+    html = article.content_html.lower()
+    for banned in ("<script", "alert", "<style", "<iframe", "onerror", "onmouseover", "javascript:", "data:",
+                   "<form", "<svg", "style=", "class="):
+        assert banned not in html, banned
+    assert '<a href="https://hostile.example/relatif" rel="noopener">relatif</a>' in article.content_html
+    assert "<h2>Intertitre</h2>" in article.content_html
+    assert article.image_url == "https://hostile.example/feed/x.png"
+
+
+def test_missing_dates_use_now_and_dates_are_utc() -> None:
+    rss = b"""<rss version="2.0"><channel><link>https://s.example/</link>
+      <item><title>Avec date</title><link>https://s.example/1</link><pubDate>Sat, 28 Nov 2026 10:00:00 +0100</pubDate></item>
+      <item><title>Sans date</title><link>https://s.example/2</link></item>
+      <item><title>Date illisible</title><link>https://s.example/3</link><pubDate>le 28 novembre</pubDate></item>
+    </channel></rss>"""
+    dated, undated, unreadable = parse_feed(rss, source_id="s", base_url="https://s.example/feed", now=NOW)
+    assert dated.published_at == datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
+    assert undated.published_at == NOW and unreadable.published_at == NOW
+    assert all(a.published_at.tzinfo is not None for a in (dated, undated, unreadable))
+
+
+def test_image_sources_in_order_of_preference() -> None:
+    rss = b"""<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><link>https://s.example/</link>
+      <item><title>media</title><link>https://s.example/1</link>
+        <media:content url="https://s.example/video.mp4" type="video/mp4"/>
+        <media:content url="/img/main.jpg" medium="image"/>
+        <enclosure url="https://s.example/enc.jpg" type="image/jpeg" length="1"/></item>
+      <item><title>thumbnail</title><link>https://s.example/2</link>
+        <media:thumbnail url="https://s.example/thumb.jpg"/></item>
+      <item><title>audio enclosure, image in text</title><link>https://s.example/3</link>
+        <enclosure url="https://s.example/a.mp3" type="audio/mpeg" length="1"/>
+        <description>&lt;p&gt;x &lt;img src="/in/text.png"&gt;&lt;/p&gt;</description></item>
+      <item><title>no web image</title><link>https://s.example/4</link>
+        <media:content url="ftp://s.example/x.jpg" medium="image"/></item>
+    </channel></rss>"""
+    a, b, c, d = parse_feed(rss, source_id="s", base_url="https://s.example/feed", now=NOW)
+    assert a.image_url == "https://s.example/img/main.jpg"
+    assert b.image_url == "https://s.example/thumb.jpg"
+    assert c.image_url == "https://s.example/in/text.png"
+    assert d.image_url is None
+
+
+def test_entry_order_is_kept() -> None:
+    items = "".join(f"<item><title>n{i}</title><guid isPermaLink='false'>g{i}</guid></item>" for i in range(5))
+    out = parse_feed(f"<rss version='2.0'><channel>{items}</channel></rss>".encode(), source_id="s",
+                     base_url="https://s.example/", now=NOW)
+    assert [a.guid for a in out] == ["g0", "g1", "g2", "g3", "g4"]
+
+
+def test_encoding_comes_from_the_http_content_type() -> None:
+    body = "<rss version='2.0'><channel><item><title>Ségou, l’été</title><guid>1</guid></item></channel></rss>"
+    latin = body.replace("’", "'").encode("iso-8859-1")
+    (a,) = parse_feed(latin, source_id="s", base_url="https://s.example/", now=NOW,
+                      content_type="application/rss+xml; charset=iso-8859-1")
+    assert a.title == "Ségou, l'été"
+    (b,) = parse_feed(body.encode("utf-8"), source_id="s", base_url="https://s.example/", now=NOW,
+                      content_type="text/xml; charset=utf-8")
+    assert b.title == "Ségou, l’été"
+
+
+# -- Atom ----------------------------------------------------------------------------------------
+
+def test_atom() -> None:
+    crue, mil = parse("atom.xml")
+    assert crue.guid == "tag:radio-kayes.example,2026:infos/1204"
+    assert crue.title == "Crue du Sénégal : l’alerte levée à Kayes"
+    assert crue.url == "https://radio-kayes.example/infos/2026/11/crue-alerte-levee?utm_source=atom#haut"
+    assert crue.author == "Djénéba Samaké"
+    assert crue.categories == ("Régions", "Environnement")
+    assert crue.published_at == datetime(2026, 11, 28, 8, 30, tzinfo=timezone.utc)
+    assert crue.summary == "Le niveau du fleuve est redescendu sous la cote d’alerte."
+    assert crue.image_url == "https://radio-kayes.example/images/crue.jpg"  # xml:base applies
+    assert mil.title == "Marché de Kayes : le prix du mil en baisse & les commerçants soulagés"
+    assert mil.published_at == datetime(2026, 11, 27, 18, 0, tzinfo=timezone.utc)  # from <updated>
+    assert mil.content_html == "<p>Le sac de 100 kg de mil passe de <strong>32 000</strong> à 27 500 francs CFA.</p>"
+    assert mil.summary == "Le sac de 100 kg de mil passe de 32 000 à 27 500 francs CFA."
+
+
+# -- JSON Feed -----------------------------------------------------------------------------------
+
+def test_json_feed_detected_by_content() -> None:
+    bourse, riz, sans_id = parse("jsonfeed.json")
+    assert bourse.guid == "https://sahel-eco.example/?p=901"
+    assert bourse.title == "Bourse régionale : l’indice BRVM progresse de 1,2 % & touche un record"
+    assert bourse.author == "Ibrahim Ouédraogo"
+    assert bourse.categories == ("Économie", "Finance")
+    assert bourse.image_url == "https://sahel-eco.example/img/brvm-large.jpg"
+    assert "<script" not in bourse.content_html and "track()" not in bourse.content_html
+    assert "onerror" not in bourse.content_html
+    assert '<img src="https://sahel-eco.example/img/brvm.png">' in bourse.content_html
+    assert bourse.published_at == datetime(2026, 11, 29, 17, 0, tzinfo=timezone.utc)
+
+    assert riz.guid == "902"
+    assert riz.url == "https://sahel-eco.example/2026/11/28/riz-importe/"  # relative, against feed_url
+    assert riz.content_html == ("<p>Le gouvernement suspend les droits de douane sur le riz importé.</p>"
+                                "<p>La mesure court jusqu’en mars.</p>")
+    assert riz.title.startswith("Le gouvernement suspend les droits de douane")
+    assert riz.author == "La rédaction de Sahel Éco"  # the feed's author
+    assert riz.published_at == datetime(2026, 11, 28, 8, 0, tzinfo=timezone.utc)
+
+    assert sans_id.guid == "https://sahel-eco.example/2026/11/27/sans-id/?page=2"
+    assert sans_id.published_at == NOW
+
+
+def test_json_feed_detected_by_content_type_and_version_1_0() -> None:
+    doc = {"version": "https://jsonfeed.org/version/1", "title": "v1", "home_page_url": "https://v1.example/",
+           "author": {"name": "Ancien Format"},
+           "items": [{"id": "a", "url": "https://v1.example/a", "title": "Un", "content_text": "Texte"}]}
+    (a,) = parse_feed(b"  \n" + json.dumps(doc).encode(), source_id="s", base_url="https://v1.example/feed.json",
+                      now=NOW, content_type="application/feed+json")
+    assert (a.title, a.author, a.summary, a.content_html) == ("Un", "Ancien Format", "Texte", "<p>Texte</p>")
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b'{"version": "https://jsonfeed.org/version/1.1", "items": [', "cannot be read"),
+    (b'{"hello": "world"}', "not a JSON Feed"),
+    (b'[1, 2, 3]', "not a JSON Feed"),
+    (b'{"version": "https://jsonfeed.org/version/1.1", "items": "none"}', "no 'items'"),
+])
+def test_bad_json_is_a_source_error(body: bytes, reason: str) -> None:
+    with pytest.raises(SourceError, match=reason):
+        parse_feed(body, source_id="s", base_url="https://s.example/", now=NOW, content_type="application/json")
+
+
+# -- not feeds -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body, content_type, reason", [
+    (b"", None, "empty"),
+    (b"   \n", "application/rss+xml", "empty"),
+    (b"<!DOCTYPE html><html><head><title>Accueil</title></head><body><p>Bienvenue</p></body></html>",
+     "text/html; charset=utf-8", "web page"),
+    (b"<html><body><a href='/feed'>flux</a></body></html>", None, "web page"),
+    (b"Ceci n'est pas un flux.", "text/plain", "not an RSS, Atom or JSON feed"),
+    (b"<rss version='2.0'><channel><title>coup", "application/rss+xml", "broken"),
+])
+def test_documents_that_are_not_feeds(body: bytes, content_type: str | None, reason: str) -> None:
+    with pytest.raises(SourceError, match=reason) as info:
+        parse_feed(body, source_id="echo", base_url="https://s.example/feed", now=NOW, content_type=content_type)
+    assert info.value.source_id == "echo"
+
+
+def test_valid_feed_without_entries_is_empty_not_an_error() -> None:
+    assert parse_feed(b"<rss version='2.0'><channel><title>Rien</title></channel></rss>", source_id="s",
+                      base_url="https://s.example/", now=NOW) == []
+    assert parse_feed(b'{"version": "https://jsonfeed.org/version/1.1", "title": "x", "items": []}',
+                      source_id="s", base_url="https://s.example/", now=NOW) == []
+
+
+# -- the demo feed -------------------------------------------------------------------------------
+
+def test_demo_feed_french_text_survives_intact() -> None:
+    parsed = read_feed(DEMO.read_bytes(), source_id="echo", base_url=str(DEMO), now=NOW)
+    articles = parsed.articles
+    assert parsed.format == "rss20" and parsed.skipped == 0
+    assert parsed.title == "L’Écho du Sahel" and parsed.link == "https://echo-du-sahel.example"
+    assert len(articles) >= 10
+    assert len({a.guid for a in articles}) == len(articles)
+    by_title = {a.title: a for a in articles}
+
+    amp = by_title["Sécurité & développement : le plan « Centre 2030 » présenté à Mopti"]
+    assert amp.guid == "https://echo-du-sahel.example/?p=48190"
+    assert amp.author == "Awa Sangaré"
+    assert amp.categories == ("Politique", "Sécurité", "Régions")
+    assert amp.image_url == "https://echo-du-sahel.example/wp-content/uploads/2026/11/mopti-plan-centre.jpg"
+    assert "« Il n’y a pas de sécurité durable sans écoles ouvertes ni sans eau pour les troupeaux »" \
+        in amp.content_html
+    assert amp.summary.startswith("Routes, forages, écoles rouvertes et présence renforcée de l’État")
+    assert amp.summary.endswith("sur quatre ans pour le centre du pays.")  # '[…]' after a full stop: dropped
+
+    budget = articles[0]
+    assert budget.title == "Budget 2027 : l’Assemblée adopte la loi de finances après une nuit de débats"
+    assert "est apparu en premier" not in budget.summary and "[" not in budget.summary
+    assert budget.summary.endswith("« un budget de fonctionnement »…")
+    assert budget.published_at == datetime(2026, 11, 30, 7, 30, tzinfo=timezone.utc)
+
+    for a in articles:
+        assert a.url.startswith("https://echo-du-sahel.example/2026/11/")
+        assert datetime(2026, 11, 20, tzinfo=timezone.utc) < a.published_at < datetime(2026, 12, 1, tzinfo=timezone.utc)
+        assert a.image_url is None or a.image_url.startswith("https://echo-du-sahel.example/wp-content/uploads/")
+        for mojibake in ("Ã", "â€", "&amp;", "&#", "&nbsp;", "\ufffd"):
+            assert mojibake not in a.title + a.summary + a.content_html, (a.title, mojibake)
+    texts = " ".join(a.title + a.summary + a.content_html for a in articles)
+    for french in ("é", "è", "à", "ç", "ï", "«", "»", "’", "É"):
+        assert french in texts, french
+
+    long = max(articles, key=lambda a: len(a.content_html))
+    assert long.title == "Grand format – L’or de Kéniéba, entre promesses et poussière"
+    assert len(long.content_html) > 12_000
+    assert long.content_html.count("<h2>") == 6
+    assert len(long.summary) <= 600 and long.summary.endswith("…")
+    assert "Annonces" in {c for a in articles for c in a.categories}
+    ségou = by_title["Festival « Rives du Niger » : Ségou attend 40 000 visiteurs"]
+    assert ségou.image_url == "https://echo-du-sahel.example/wp-content/uploads/2026/11/segou-scene-flottante.jpg"
+
+
+def test_demo_feed_description_of_the_long_article_is_long() -> None:
+    """The source description is over 1,500 characters, so truncation is exercised."""
+    import feedparser
+
+    entries = feedparser.parse(DEMO.read_bytes()).entries
+    longest = max(entries, key=lambda e: len(e.summary))
+    assert len(longest.summary) > 1500
