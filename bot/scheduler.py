@@ -35,7 +35,7 @@ from .config import Config, Schedule
 log = logging.getLogger(__name__)
 
 DISPATCH_EVERY = 30  # seconds
-_apps: dict[str, Any] = {}  # scheduler name → App: job bodies find the running app here
+_running: dict[str, Any] = {}  # "app" → the App of this process: stored jobs hold no live objects
 
 
 def trigger_for(schedule: Schedule, timezone: Any) -> CronTrigger | IntervalTrigger:
@@ -56,14 +56,13 @@ def wanted_jobs(config: Config) -> dict[str, tuple[Any, tuple[str, ...]]]:
     return jobs
 
 
-def make_scheduler(app: Any, *, name: str = "main") -> AsyncIOScheduler:
+def make_scheduler(app: Any) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=app.store.engine), "memory": MemoryJobStore()},
         job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
         timezone=app.config.site.tz,
     )
-    _apps[name] = app
-    scheduler._tamtam_name = name  # type: ignore[attr-defined]
+    _running["app"] = app
     return scheduler
 
 
@@ -72,7 +71,6 @@ def sync_jobs(scheduler: AsyncIOScheduler, config: Config) -> dict[str, str]:
 
     Returns job id → what happened ("kept", "added", "replaced", "removed").
     """
-    name = scheduler._tamtam_name  # type: ignore[attr-defined]
     wanted = wanted_jobs(config)
     done: dict[str, str] = {}
     for job in scheduler.get_jobs(jobstore="default"):
@@ -81,18 +79,18 @@ def sync_jobs(scheduler: AsyncIOScheduler, config: Config) -> dict[str, str]:
             done[job.id] = "removed"
     for job_id, (trigger, args) in wanted.items():
         existing = scheduler.get_job(job_id, jobstore="default")
-        if existing is not None and str(existing.trigger) == str(trigger) and existing.args == (name, *args):
+        if existing is not None and str(existing.trigger) == str(trigger) and existing.args == args:
             done[job_id] = "kept"
             continue
-        scheduler.add_job("bot.scheduler:run_job", trigger=trigger, args=(name, *args), id=job_id,
+        scheduler.add_job("bot.scheduler:run_job", trigger=trigger, args=args, id=job_id,
                           name=job_id, replace_existing=True, jobstore="default")
         done[job_id] = "replaced" if existing is not None else "added"
     return done
 
 
-async def run_job(name: str, what: str, target: str) -> None:
+async def run_job(what: str, target: str) -> None:
     """The one stored job function: poll a source or build a channel's edition, then deliver."""
-    app = _apps.get(name)
+    app = _running.get("app")
     if app is None:  # pragma: no cover - a job fired in a process that never registered the app
         log.error("job %s:%s fired with no running app", what, target)
         return

@@ -21,8 +21,8 @@ def config(tmp_path, db_url, every="1h"):
     }, base_dir=str(tmp_path))
 
 
-async def start(app, cfg, name):
-    sched = make_scheduler(app, name=name)
+async def start(app, cfg):
+    sched = make_scheduler(app)
     sched.start(paused=True)
     return sched, sync_jobs(sched, cfg)
 
@@ -30,7 +30,7 @@ async def start(app, cfg, name):
 async def test_missed_edition_runs_exactly_once_after_restart(tmp_path, db_url):
     cfg = config(tmp_path, db_url)
     app = App(cfg)
-    sched, changes = await start(app, cfg, "first")
+    sched, changes = await start(app, cfg)
     assert changes == {"poll:feed": "added", "edition:x": "added"}
     # the bot goes down; three hourly editions fall due while it is away
     sched.get_job("edition:x").modify(next_run_time=datetime.now(timezone.utc) - timedelta(hours=3, minutes=5))
@@ -45,7 +45,7 @@ async def test_missed_edition_runs_exactly_once_after_restart(tmp_path, db_url):
         return original(channel, now)
 
     app2.publish = counting_publish  # type: ignore[method-assign]
-    sched2, changes = await start(app2, cfg, "second")
+    sched2, changes = await start(app2, cfg)
     assert changes["edition:x"] == "kept"  # not replaced: the overdue run time survives
     sched2.resume()
     for _ in range(200):
@@ -64,11 +64,11 @@ async def test_missed_edition_runs_exactly_once_after_restart(tmp_path, db_url):
 async def test_changed_schedule_replaces_and_removed_job_goes(tmp_path, db_url):
     cfg = config(tmp_path, db_url)
     app = App(cfg)
-    sched, _ = await start(app, cfg, "a")
+    sched, _ = await start(app, cfg)
     sched.shutdown(wait=False)
     cfg2 = config(tmp_path, db_url, every="30m")
     cfg2 = cfg2.model_copy(update={"sources": []})
-    sched2, changes = await start(App(cfg2), cfg2, "b")
+    sched2, changes = await start(App(cfg2), cfg2)
     assert changes == {"poll:feed": "removed", "edition:x": "replaced"}
     assert "interval[0:30:00]" in str(sched2.get_job("edition:x").trigger)
     sched2.shutdown(wait=False)
