@@ -33,6 +33,7 @@ class Route:
     etag: str | None = None
     last_modified: str | None = None
     gzip: bool = False  # send the body gzip-compressed with Content-Encoding: gzip
+    headers: dict[str, str] = field(default_factory=dict)  # extra headers, sent as they are
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,10 @@ class FeedServer:
 
     # -- setup --------------------------------------------------------------------------
     def add_feed(self, path: str, body: bytes, *, content_type: str = "application/rss+xml; charset=utf-8",
-                 etag: str | None = None, last_modified: str | None = None, gzip: bool = False) -> str:
+                 etag: str | None = None, last_modified: str | None = None, gzip: bool = False,
+                 headers: dict[str, str] | None = None) -> str:
         """Serve ``body`` at ``path``; returns its full URL."""
-        self.routes[path] = Route(body, content_type, etag, last_modified, gzip)
+        self.routes[path] = Route(body, content_type, etag, last_modified, gzip, dict(headers or {}))
         return self.url(path)
 
     def url(self, path: str) -> str:
@@ -176,7 +178,7 @@ def _make_handler(srv: FeedServer) -> type[BaseHTTPRequestHandler]:
                     return self._send(304, b"", None, extra=validators)
             elif ims is not None and route.last_modified and ims == route.last_modified:
                 return self._send(304, b"", None, extra=validators)
-            body, extra = route.body, dict(validators)
+            body, extra = route.body, {**validators, **route.headers}
             if route.gzip:
                 body = gzip.compress(body)
                 extra["Content-Encoding"] = "gzip"
