@@ -224,3 +224,21 @@ async def test_json_file_and_not_a_feed_file(tmp_path: Path) -> None:
     page.write_text("<!DOCTYPE html><html><body>Accueil</body></html>")
     with pytest.raises(SourceError, match="web page"):
         await fetch(source(str(page)))
+
+
+# -- the contract: nothing but SourceError ----------------------------------------------------------
+
+async def test_an_unexpected_failure_still_comes_out_as_source_error() -> None:
+    def explode(request: httpx.Request) -> httpx.Response:
+        raise RuntimeError("bug in a transport")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(explode)) as client:
+        with pytest.raises(SourceError, match="unexpected failure.*bug in a transport") as info:
+            await fetch(source("http://127.0.0.1:9/feed/"), client=client)
+    assert isinstance(info.value.__cause__, RuntimeError)
+
+
+@pytest.mark.parametrize("url", ["http://", "http://[::1/feed"])
+async def test_malformed_url(url: str) -> None:
+    with pytest.raises(SourceError):
+        await fetch(source(url))

@@ -46,7 +46,8 @@ async def fetch_source(source: Source, *, etag: str | None, last_modified: str |
     try:
         if _is_web(source.url):
             return await _fetch_http(source, etag=etag, last_modified=last_modified, now=now, client=client)
-        return _fetch_file(source, now=now, base_dir=Path(base_dir))
+        # Disk reads and parsing are blocking work; a thread keeps other sources' polls moving.
+        return await asyncio.to_thread(_fetch_file, source, now=now, base_dir=Path(base_dir))
     except SourceError:
         raise
     except Exception as exc:  # noqa: BLE001 - the contract: nothing but SourceError leaves this function
@@ -193,8 +194,7 @@ async def _fetch_http(source: Source, *, etag: str | None, last_modified: str | 
         client = httpx.AsyncClient(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=seconds)
     try:
         async with asyncio.timeout(seconds):
-            return await _get(client, source, headers, etag=etag, last_modified=last_modified, now=now,
-                              timeout=seconds)
+            result = await _get(client, source, headers, etag=etag, last_modified=last_modified, timeout=seconds)
     except (TimeoutError, httpx.TimeoutException) as exc:
         raise SourceError(source.id, f"no complete answer from {source.url} within {source.timeout} "
                                      f"(timeout); the server is slow or unreachable") from exc
@@ -214,6 +214,22 @@ async def _fetch_http(source: Source, *, etag: str | None, last_modified: str | 
     finally:
         if own:
             await client.aclose()
+    if isinstance(result, FetchResult):
+        return result
+    # Parsing is CPU work (feedparser is pure Python): run it in a thread, outside the
+    # network deadline, so a large feed neither blocks the other polls nor counts as slow.
+    articles = await asyncio.to_thread(parse_feed, result.data, source_id=source.id, base_url=result.url, now=now,
+                                       content_type=result.content_type)
+    return FetchResult(False, articles, result.etag, result.last_modified, result.url)
+
+
+@dataclass(frozen=True)
+class _Body:
+    data: bytes
+    url: str
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
 
 
 def _cause(exc: BaseException) -> str:
@@ -222,7 +238,8 @@ def _cause(exc: BaseException) -> str:
 
 
 async def _get(client: httpx.AsyncClient, source: Source, headers: dict[str, str], *, etag: str | None,
-               last_modified: str | None, now: datetime, timeout: float) -> FetchResult:
+               last_modified: str | None, timeout: float) -> FetchResult | _Body:
+    """One GET, streamed under the byte cap. A 304 gives the FetchResult, a 200 the body."""
     async with client.stream("GET", source.url, headers=headers, follow_redirects=True,
                              timeout=timeout) as response:
         final_url = str(response.url)
@@ -259,6 +276,4 @@ async def _get(client: httpx.AsyncClient, source: Source, headers: dict[str, str
             raise SourceError(source.id, f"the answer from {final_url} claims to be compressed "
                                          f"but cannot be decompressed ({exc})") from exc
         content_type = response.headers.get("Content-Type")
-    articles = parse_feed(data, source_id=source.id, base_url=final_url, now=now, content_type=content_type)
-    return FetchResult(False, articles, response.headers.get("ETag"), response.headers.get("Last-Modified"),
-                       final_url)
+    return _Body(data, final_url, content_type, response.headers.get("ETag"), response.headers.get("Last-Modified"))
