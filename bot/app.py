@@ -41,7 +41,8 @@ class RunReport:
 
     @property
     def ok(self) -> bool:
-        return all(p.ok for p in self.polls) and not self.edition_errors and self.dispatch.ok
+        return (all(p.ok for p in self.polls) and not self.edition_errors and self.dispatch.ok
+                and not self.recovered.get("unknown"))
 
 
 def utcnow() -> datetime:
