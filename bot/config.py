@@ -160,6 +160,12 @@ class SmtpTransport(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str) -> str:
+        parse_duration(v)
+        return v
+
 
 class TelegramTransport(_Model):
     type: Literal["telegram"]
@@ -169,6 +175,12 @@ class TelegramTransport(_Model):
     base_file_url: str = "https://api.telegram.org/file/bot"
     disable_web_page_preview: bool = False
     timeout: str = "30s"
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str) -> str:
+        parse_duration(v)
+        return v
 
 
 class XTransport(_Model):
@@ -180,6 +192,12 @@ class XTransport(_Model):
     access_token_env: str = "X_ACCESS_TOKEN"
     access_token_secret_env: str = "X_ACCESS_TOKEN_SECRET"
     timeout: str = "30s"
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout(cls, v: str) -> str:
+        parse_duration(v)
+        return v
 
 
 TransportConfig = Annotated[
