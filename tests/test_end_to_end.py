@@ -35,7 +35,8 @@ SUBSCRIBERS = ["aminata@example.org", "moussa@example.org", "fatou@example.org"]
 
 
 def write_config(folder: Path, feed_url: str, smtp: SmtpServer, bot: FakeBotApi, x: FakeXApi,
-                 channels: tuple[str, ...] = ("newsletter", "tg-digest", "tg-articles", "x")) -> Path:
+                 channels: tuple[str, ...] = ("newsletter", "tg-digest", "tg-articles", "x"),
+                 storage: str = "sqlite:///var/tamtam.db") -> Path:
     blocks = {
         "newsletter": f'''
 [[channels]]
@@ -90,7 +91,7 @@ name = "L’Écho du Sahel"
 base_url = "https://echo.example"
 
 [storage]
-url = "sqlite:///var/tamtam.db"
+url = "{storage}"
 
 [[sources]]
 id = "echo"
@@ -120,9 +121,10 @@ def servers():
         yield feeds, url, smtp, bot, x
 
 
-def test_once_delivers_everything_then_nothing(tmp_path, servers):
+def test_once_delivers_everything_then_nothing(tmp_path, servers, db_url):
+    """On SQLite and on PostgreSQL."""
     feeds, url, smtp, bot, x = servers
-    config = write_config(tmp_path, url, smtp, bot, x)
+    config = write_config(tmp_path, url, smtp, bot, x, storage=db_url)
     env = env_for(smtp, bot, x)
     assert tamtam(config, env, "check").returncode == 0
     for address in SUBSCRIBERS:
