@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from .config import Channel, Config, Source
-from .errors import SourceError, TamtamError, TemplateError
+from .errors import SourceError, TamtamError
 from .outbox import Dispatcher, DispatchReport, recover
 from .publish import PublishResult, publish
 from .render import Renderer
@@ -103,9 +103,12 @@ class App:
                 continue
             try:
                 report.editions.append(self.publish(channel, now))
-            except (TemplateError, TamtamError) as exc:
+            except TamtamError as exc:
                 log.error("channel %s: edition not built: %s", channel.id, exc)
                 report.edition_errors.append((channel.id, str(exc)))
+            except Exception as exc:  # one broken channel must not stop the others; nothing was recorded
+                log.exception("channel %s: edition not built", channel.id)
+                report.edition_errors.append((channel.id, repr(exc)))
         return report
 
     async def dispatch(self, channel_ids: list[str] | None = None) -> DispatchReport:

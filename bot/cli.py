@@ -337,7 +337,11 @@ def cmd_subscribers(config: Config, args: argparse.Namespace) -> int:
         _, created = store.add_subscriber(ch.id, email, args.name, now=now)
         print(f"{email}: {'subscribed' if created else 'already subscribed'} to {ch.id}")
     elif args.action == "remove":
-        removed = store.remove_subscriber(ch.id, args.email.strip().lower()) or store.remove_subscriber(ch.id, args.email.strip())
+        try:
+            email = _valid_email(args.email)
+        except ValueError:
+            email = args.email.strip()  # let an admin remove a malformed address that got in somehow
+        removed = store.remove_subscriber(ch.id, email)
         print(f"{args.email}: {'unsubscribed from' if removed else 'was not subscribed to'} {ch.id}")
         return 0 if removed else 1
     elif args.action == "list":

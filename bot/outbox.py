@@ -229,7 +229,8 @@ class Dispatcher:
                     shared = conn.execute(select(t.editions.c.shared).where(t.editions.c.id == row.edition_id)
                                           ).scalar_one()
                 self._shared = {row.edition_id: shared}  # one edition at a time is the common case
-            subject, html, text = assemble_email(EmailDigest(**shared["email"]), EmailEnvelope(**p["envelope"]))
+            digest = EmailDigest(**shared["email"][p.get("part", "digest")])
+            subject, html, text = assemble_email(digest, EmailEnvelope(**p["envelope"]))
             return Message(key=row.key, channel_id=row.channel_id, kind="email", destination=row.destination,
                            text=text, subject=subject, html=html, headers=p.get("headers") or {})
         return Message(key=row.key, channel_id=row.channel_id, kind=row.kind, destination=row.destination,

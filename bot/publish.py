@@ -55,24 +55,30 @@ def build_rows(config: Config, renderer: Renderer, store: Store, conn, channel: 
     """Render an edition into outbox rows. Returns (rows, shared part stored once on the edition)."""
     base = f"{channel.id}:e{edition.id}"
     if channel.type == "email":
-        if channel.mode == "article":
-            raise ValueError("email channels send digests; use mode = \"digest\"")
-        digest = renderer.email_digest(channel, edition)
+        # A digest is one shared part; article mode sends one email per article, each its own part.
+        if channel.mode == "digest":
+            parts = {"digest": edition}
+        else:
+            parts = {f"a{a.id}": Edition(edition.channel_id, (a,), edition.created_at, edition.id)
+                     for a in edition.articles}
+        digests = {name: renderer.email_digest(channel, part) for name, part in parts.items()}
         rows = []
         for sub in store.subscribers(channel.id, conn=conn):
             unsub = unsubscribe_url(channel, sub.token, sub.email)
-            envelope = renderer.email_envelope(channel, digest, Recipient(sub.email, sub.name, unsub))
-            headers = {}
+            recipient = Recipient(sub.email, sub.name, unsub)
+            headers = {"List-Id": f"{channel.title or config.site.name} <{channel.id}.{_host(config.site.base_url)}>"}
             if unsub:
                 headers["List-Unsubscribe"] = f"<{unsub}>"
                 if unsub.startswith("https://"):
                     headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-            headers["List-Id"] = f"{channel.title or config.site.name} <{channel.id}.{_host(config.site.base_url)}>"
-            rows.append(OutboxRow(
-                key=f"{base}:{sub.email}", channel_id=channel.id, kind="email", destination=sub.email,
-                payload={"envelope": asdict(envelope), "headers": headers}, edition_id=edition.id,
-            ))
-        return rows, {"email": asdict(digest)}
+            for name, digest in digests.items():
+                envelope = renderer.email_envelope(channel, digest, recipient)
+                key = f"{base}:{sub.email}" if name == "digest" else f"{base}:{name}:{sub.email}"
+                rows.append(OutboxRow(
+                    key=key, channel_id=channel.id, kind="email", destination=sub.email,
+                    payload={"part": name, "envelope": asdict(envelope), "headers": headers}, edition_id=edition.id,
+                ))
+        return rows, {"email": {name: asdict(d) for name, d in digests.items()}}
     dest = destination_of(channel)
     if channel.type == "telegram":
         posts = renderer.telegram_posts(channel, edition)
