@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     pv = sub.add_parser("preview", help="render a channel's next edition to a file, sending and recording nothing")
     pv.add_argument("channel")
     pv.add_argument("--out", help="folder for the preview files (default: var/preview)")
+    pv.add_argument("--sample", action="store_true",
+                    help="use the shipped sample articles (the default when nothing new is waiting)")
     sub.add_parser("schedules", help="list scheduled jobs with their next run times")
     s = sub.add_parser("subscribers", help="manage an email channel's recipients")
     ssub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -279,7 +281,15 @@ def cmd_preview(config: Config, args: argparse.Namespace) -> int:
 
     channel = config.channel(args.channel)
     store = Store(config.database_url)
-    edition, items = preview(config, Renderer(config), store, channel, now=_utcnow())
+    from .editions import preview_edition
+
+    with store.engine.connect() as conn:
+        waiting = len(preview_edition(conn, channel, _utcnow()).articles)
+        conn.rollback()
+    edition, items = preview(config, Renderer(config), store, channel, now=_utcnow(), sample=args.sample)
+    if args.sample or not waiting:
+        print("no new articles are waiting: the preview uses the sample articles" if not waiting
+              else "the preview uses the sample articles")
     out = Path(args.out) if args.out else config.resolve("var/preview")
     out.mkdir(parents=True, exist_ok=True)
     written = []

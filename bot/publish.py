@@ -114,12 +114,21 @@ def publish(config: Config, renderer: Renderer, store: Store, channel: Channel, 
     return PublishResult(channel.id, edition.id, len(edition.articles), len(rows), note)
 
 
-def preview(config: Config, renderer: Renderer, store: Store, channel: Channel, *, now: datetime) -> tuple[Edition, list]:
-    """Render the next edition without recording anything: the transaction is rolled back."""
+def preview(config: Config, renderer: Renderer, store: Store, channel: Channel, *, now: datetime,
+            sample: bool = False) -> tuple[Edition, list]:
+    """Render the next edition without recording anything: the transaction is rolled back.
+
+    With ``sample`` (or when nothing is waiting) the shipped sample articles stand in, so an
+    admin can see a template change before any article exists.
+    """
+    from .render import sample_edition
+
     conn = store.engine.connect()
     trans = conn.begin()
     try:
         edition = editions.preview_edition(conn, channel, now)
+        if sample or not edition.articles:
+            edition = sample_edition(channel, config, now)
         edition = Edition(edition.channel_id, edition.articles, edition.created_at, id=0)
         if channel.type == "email":
             digest = renderer.email_digest(channel, edition)

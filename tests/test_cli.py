@@ -98,13 +98,16 @@ def test_preview_writes_files_and_records_nothing(demo):
     folder = demo.parent.parent
     tamtam("--config", str(demo), "subscribers", "add", "newsletter", "fatou@example.org", "--name", "Fatou")
     r = tamtam("--config", str(demo), "preview", "newsletter")
-    # nothing polled yet: an empty preview is still a valid document
+    # nothing polled yet: the sample articles stand in
     assert r.returncode == 0, r.stderr
-    assert (folder / "var" / "preview" / "newsletter.html").exists()
+    assert "sample articles" in r.stdout
+    html = (folder / "var" / "preview" / "newsletter.html").read_text(encoding="utf-8")
+    assert "Fatou" in html and "<html" in html.lower()
     once = tamtam("--config", str(demo), "once")
-    assert "edition" in once.stdout  # the preview consumed nothing
+    assert "channel telegram-soir: edition" in once.stdout  # the preview consumed nothing
+    tamtam("--config", str(demo), "once")
     r = tamtam("--config", str(demo), "preview", "telegram-soir")
-    assert r.returncode == 0 and "0 article(s)" in r.stdout
+    assert r.returncode == 0 and "sample articles" in r.stdout
 
 
 def test_subscribers_import_keeps_good_rows_and_reports_bad(demo, tmp_path):

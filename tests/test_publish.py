@@ -106,3 +106,20 @@ def test_telegram_and_x_rows_carry_their_destination(tmp_path, store, db_url):
     with store.engine.connect() as conn:
         dests = {(row.channel_id, row.destination) for row in conn.execute(select(t.outbox))}
     assert dests == {("tg", "@echo"), ("x", "@echo_sahel")}
+
+
+def test_preview_renders_waiting_articles_and_records_nothing(tmp_path, store, db_url):
+    from bot.publish import preview
+    from bot.render import EmailDigest
+
+    cfg = make_config(tmp_path, db_url)
+    store.upsert_articles(articles(2), now=NOW)
+    store.add_subscriber("news", "awa@example.org", "Awa", now=NOW)
+    edition, items = preview(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW)
+    assert [a.guid for a in edition.articles] == ["g0", "g1"]
+    digest, envelope = items[0]
+    assert isinstance(digest, EmailDigest) and "Titre « 1 » &amp; co" in digest.html
+    assert "Awa" in envelope.html_head + envelope.html_tail
+    assert count(store, t.editions) == 0 and count(store, t.outbox) == 0 and count(store, t.channels) == 0
+    sample, _ = preview(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW, sample=True)
+    assert sample.articles and {a.guid for a in sample.articles}.isdisjoint({"g0", "g1"})
