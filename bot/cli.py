@@ -256,6 +256,8 @@ def cmd_schedules(config: Config, args: argparse.Namespace) -> int:
             sched.shutdown(wait=False)
 
     stored = asyncio.run(stored_jobs())
+    described = {f"poll:{s.id}": s.poll.describe() for s in config.sources}
+    described.update({f"edition:{c.id}": f"{c.schedule.describe()} ({c.type}, {c.mode})" for c in config.channels})
     now = _utcnow()
     print(f"{'job':<28} {'next run (' + config.site.timezone + ')':<36} schedule")
     for job_id, (trigger, _) in sorted(wanted_jobs(config).items()):
@@ -267,7 +269,7 @@ def cmd_schedules(config: Config, args: argparse.Namespace) -> int:
         when = nxt.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z") if nxt else "never"
         if nxt and nxt < now:
             when += " (overdue)"
-        print(f"{job_id:<28} {when:<36} {trigger}")
+        print(f"{job_id:<28} {when:<36} {described[job_id]}")
     return 0
 
 
