@@ -138,6 +138,9 @@ class Dispatcher:
         self._factory = transport_factory or (lambda ch: make_transport(ch.transport, config))
         self._transports: dict[str, Transport] = {}
         self._shared: dict[int, dict] = {}
+        # One delivery loop per channel at a time in this process: the scheduler's edition job
+        # and the periodic dispatch may both want a channel, and a digest's parts keep order.
+        self._locks: dict[str, asyncio.Lock] = {}
         self._stopping = False
         d = config.delivery
         self._base, self._cap = parse_duration(d.backoff_base), parse_duration(d.backoff_max)
@@ -170,6 +173,10 @@ class Dispatcher:
         return report
 
     async def _run_channel(self, channel_id: str) -> DispatchReport:
+        async with self._locks.setdefault(channel_id, asyncio.Lock()):
+            return await self._run_channel_locked(channel_id)
+
+    async def _run_channel_locked(self, channel_id: str) -> DispatchReport:
         report = DispatchReport()
         try:
             channel = self.config.channel(channel_id)

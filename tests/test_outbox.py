@@ -196,3 +196,21 @@ async def test_graceful_stop_leaves_nothing_sending(store):
     tr.send = send_and_stop  # type: ignore[method-assign]
     await d.run_once()
     assert statuses(store) == ["sent", "pending", "pending"]
+
+
+async def test_two_dispatch_runs_at_once_keep_a_channels_order(store):
+    """The scheduler's edition job and the periodic dispatch can overlap: each message still
+    goes once, in order."""
+    queue(store, 6)
+    tr = Scripted([])
+    original = tr.send
+
+    async def slow_send(message):
+        await asyncio.sleep(0.005)
+        return await original(message)
+
+    tr.send = slow_send  # type: ignore[method-assign]
+    d = dispatcher(store, tr, Clock())
+    await asyncio.gather(d.run_once(), d.run_once())
+    assert [m.text for m in tr.sent] == [f"message {i}" for i in range(6)]
+    assert statuses(store) == ["sent"] * 6
