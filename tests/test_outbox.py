@@ -204,13 +204,20 @@ async def test_two_dispatch_runs_at_once_keep_a_channels_order(store):
     queue(store, 6)
     tr = Scripted([])
     original = tr.send
+    in_flight = [0, 0]  # now, most ever
 
     async def slow_send(message):
+        in_flight[0] += 1
+        in_flight[1] = max(in_flight)
         await asyncio.sleep(0.005)
-        return await original(message)
+        try:
+            return await original(message)
+        finally:
+            in_flight[0] -= 1
 
     tr.send = slow_send  # type: ignore[method-assign]
     d = dispatcher(store, tr, Clock())
     await asyncio.gather(d.run_once(), d.run_once())
+    assert in_flight[1] == 1  # never two messages of one channel at once
     assert [m.text for m in tr.sent] == [f"message {i}" for i in range(6)]
     assert statuses(store) == ["sent"] * 6
