@@ -29,6 +29,7 @@ class PollResult:
     updated: int = 0
     not_modified: bool = False
     error: str | None = None
+    rejected: int = 0
 
 
 @dataclass
@@ -85,7 +86,7 @@ class App:
         self.store.record_poll(source.id, now=now, etag=result.etag, last_modified=result.last_modified)
         log.info("source %s: %d new, %d updated%s", source.id, counts.new, counts.updated,
                  " (not modified)" if result.not_modified else "")
-        return PollResult(source.id, True, counts.new, counts.updated, result.not_modified)
+        return PollResult(source.id, True, counts.new, counts.updated, result.not_modified, rejected=counts.rejected)
 
     async def poll_all(self, now: datetime | None = None) -> list[PollResult]:
         now = now or self.clock()

@@ -17,9 +17,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .config import Config, find_config, load_config, required_secrets
+from sqlalchemy.exc import SQLAlchemyError
+
 from .errors import ConfigError, TamtamError, TemplateError
 
 log = logging.getLogger("tamtam")
+
+ALREADY_RUNNING = ("another Tamtam (a `run` daemon or a `once`) is working on this database; "
+                   "wait for it, or stop the daemon first")
 
 FILE_KINDS = {
     ".eml": "the complete email, as a mail client receives it",
@@ -73,8 +78,18 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _safe_url(config: Config | None) -> str:
+    """The storage URL without its password, for messages."""
+    if config is None:
+        return "storage"
+    from sqlalchemy.engine import make_url
+
+    return make_url(config.database_url).render_as_string(hide_password=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    config = None
     logging.basicConfig(level=logging.INFO if args.verbose or args.command == "run" else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     path = find_config(args.config)
@@ -94,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except TamtamError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
+    except SQLAlchemyError as exc:
+        print(f"Storage error ({_safe_url(config)}): {getattr(exc, 'orig', None) or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # pragma: no cover
         return 130
 
@@ -112,6 +130,15 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
         problems += Renderer(config).check()
     except TamtamError as exc:
         problems.append(str(exc))
+    try:
+        from .store import Store
+
+        probe = Store(config.database_url, migrate=False)
+        with probe.engine.connect():
+            pass
+        probe.close()
+    except (SQLAlchemyError, OSError) as exc:
+        problems.append(f"storage.url: cannot open {_safe_url(config)}: {getattr(exc, 'orig', None) or exc}")
     for ch in config.channels:
         if ch.type == "email" and not ch.unsubscribe_url:
             print(f"warning: channel {ch.id!r} has no unsubscribe_url; its emails carry no unsubscribe link")
@@ -132,11 +159,17 @@ def cmd_once(config: Config, args: argparse.Namespace) -> int:
     async def go():  # type: ignore[no-untyped-def]
         app = App(config)
         try:
-            return await app.once()
+            with app.store.runner_lock() as mine:
+                if not mine:
+                    return None
+                return await app.once()
         finally:
             await app.aclose()
 
     report = asyncio.run(go())
+    if report is None:
+        print(ALREADY_RUNNING, file=sys.stderr)
+        return 2
     print_report(config, report)
     return 0 if report.ok else 1
 
@@ -148,6 +181,8 @@ def print_report(config: Config, report) -> None:  # type: ignore[no-untyped-def
             print(f"source {p.source_id}: FAILED — {p.error}")
         else:
             state = "not modified" if p.not_modified else f"{p.new} new, {p.updated} updated"
+            if p.rejected:
+                state += f", {p.rejected} refused by the database (see the log)"
             print(f"source {p.source_id}: {state}")
     for k, v in report.recovered.items():
         print(f"recovered from an interrupted run: {v} message(s) {k}")
@@ -172,7 +207,7 @@ def print_report(config: Config, report) -> None:  # type: ignore[no-untyped-def
     for label, rows in (("will retry", d.retrying), ("FAILED", d.failed), ("UNKNOWN, check by hand", d.unknown)):
         for ch, key, reason in rows:
             print(f"channel {ch}: {key} {label} — {reason}")
-    if not d.sent and not any(e.edition_id for e in report.editions) and not (d.retrying or d.failed or d.unknown):
+    if report.ok and not d.sent and not any(e.edition_id for e in report.editions):
         print(f"Nothing new: {new} new article(s), every channel is up to date; nothing was sent.")
     if files:
         print("\nFiles written:")
@@ -194,9 +229,20 @@ async def run_daemon(config: Config, *, ready: asyncio.Event | None = None, stop
     """Scheduler + dispatcher until SIGTERM/SIGINT (or ``stop``). The message in flight is finished,
     then the transports close: nothing is left half-sent."""
     from .app import App
-    from .scheduler import DISPATCH_EVERY, make_scheduler, sync_jobs
 
     app = App(config)
+    with app.store.runner_lock() as mine:
+        if not mine:
+            raise TamtamError(ALREADY_RUNNING)
+        await _serve(app, config, ready, stop)
+
+
+SHUTDOWN_GRACE = 60  # seconds: longer than a transport's default 30 s timeout
+
+
+async def _serve(app, config: Config, ready: asyncio.Event | None, stop: asyncio.Event | None) -> None:  # type: ignore[no-untyped-def]
+    from .scheduler import DISPATCH_EVERY, make_scheduler, sync_jobs
+
     app.recover()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -228,7 +274,10 @@ async def run_daemon(config: Config, *, ready: asyncio.Event | None = None, stop
     # let running jobs reach a safe point
     pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     if pending:
-        await asyncio.wait(pending, timeout=30)
+        _, late = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE)
+        if late:
+            log.warning("%d job(s) still running after %d s; stopping anyway (an interrupted post is flagged "
+                        "at the next start)", len(late), SHUTDOWN_GRACE)
     await app.aclose()
     app.store.close()
     log.info("stopped")
@@ -241,7 +290,7 @@ def cmd_schedules(config: Config, args: argparse.Namespace) -> int:
     from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-    from .scheduler import wanted_jobs
+    from .scheduler import same_trigger, wanted_jobs
     from .store import Store
 
     store = Store(config.database_url)
@@ -262,7 +311,7 @@ def cmd_schedules(config: Config, args: argparse.Namespace) -> int:
     print(f"{'job':<28} {'next run (' + config.site.timezone + ')':<36} schedule")
     for job_id, (trigger, _) in sorted(wanted_jobs(config).items()):
         job = stored.get(job_id)
-        if job is not None and str(job.trigger) == str(trigger):
+        if job is not None and same_trigger(job.trigger, trigger):
             nxt = job.next_run_time
         else:
             nxt = trigger.get_next_fire_time(None, now)
@@ -293,7 +342,11 @@ def cmd_preview(config: Config, args: argparse.Namespace) -> int:
         print("no new articles are waiting: the preview uses the sample articles" if not waiting
               else "the preview uses the sample articles")
     out = Path(args.out) if args.out else config.resolve("var/preview")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"cannot write the preview to {out}: {exc.strerror}", file=sys.stderr)
+        return 2
     written = []
     if channel.type == "email":
         digest, envelope = items[0]
@@ -367,6 +420,11 @@ def cmd_subscribers(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+# Column names admins use, in French and English.
+NAME_ALIASES = {"e-mail": "email", "courriel": "email", "adresse": "email", "mail": "email",
+                "nom": "name", "prénom nom": "name", "full name": "name"}
+
+
 def import_csv(store, channel_id: str, path: Path, now: datetime) -> int:  # type: ignore[no-untyped-def]
     """Keep the good rows, report every bad one with its line number."""
     try:
@@ -383,14 +441,24 @@ def import_csv(store, channel_id: str, path: Path, now: datetime) -> int:  # typ
     except csv.Error:
         dialect = csv.excel
     reader = csv.DictReader(text.splitlines(), dialect=dialect)
-    fields = {(f or "").strip().lower(): f for f in (reader.fieldnames or [])}
+    fields = {NAME_ALIASES.get((f or "").strip().lower(), (f or "").strip().lower()): f
+              for f in (reader.fieldnames or [])}
     if "email" not in fields:
         print(f"{path}: no 'email' column in the header (found: {', '.join(reader.fieldnames or []) or 'nothing'})",
               file=sys.stderr)
         return 2
     added = existing = 0
     bad: list[str] = []
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            print(f"{path}, line {reader.line_num}: {exc}; the rows after it were not read", file=sys.stderr)
+            bad.append(f"line {reader.line_num}: unreadable ({exc})")
+            break
         line = reader.line_num
         raw = (row.get(fields["email"]) or "").strip()
         name = (row.get(fields["name"]) or "").strip() or None if "name" in fields else None

@@ -27,13 +27,25 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 
 
+MAX_DURATION = timedelta(days=3650)
+
+
 def parse_duration(text: str) -> timedelta:
-    """'90s', '15m', '2h', '1d' → timedelta."""
+    """'90s', '15m', '2h', '1d' → timedelta (at most ten years)."""
     m = _DURATION.match(str(text))
     if not m or int(m.group(1)) == 0:
         raise ValueError(f"expected a duration such as '30s', '15m', '2h' or '1d', got {text!r}")
     n, unit = int(m.group(1)), m.group(2)
-    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: n})
+    seconds = n * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"{text!r} is longer than the 3650 days Tamtam accepts")
+    return timedelta(seconds=seconds)
+
+
+def _one_line(v: str) -> str:
+    if "\r" in v or "\n" in v:
+        raise ValueError(f"must be one line (it goes into email headers), got {v!r}")
+    return v
 
 
 class _Model(BaseModel):
@@ -75,6 +87,11 @@ class Site(_Model):
     language: Literal["fr", "en"] = "fr"
     timezone: str = "Africa/Bamako"
 
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return _one_line(v)
+
     @field_validator("timezone")
     @classmethod
     def _tz(cls, v: str) -> str:
@@ -98,6 +115,23 @@ class Site(_Model):
 
 class Storage(_Model):
     url: str = "sqlite:///var/tamtam.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(v)
+        except ArgumentError:
+            raise ValueError(f"expected 'sqlite:///path/to/file.db' or 'postgresql://user@host/db', got {v!r}") from None
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"Tamtam stores its data in SQLite or PostgreSQL, not {url.get_backend_name()!r}")
+        if url.get_backend_name() == "postgresql" and url.get_driver_name() not in ("psycopg", "psycopg2"):
+            if "+" in v.split("://", 1)[0]:
+                raise ValueError(f"use 'postgresql://…' (Tamtam uses psycopg 3), got {v!r}")
+        return v
 
 
 class Delivery(_Model):
@@ -160,6 +194,23 @@ class SmtpTransport(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+    @field_validator("from_addr", "reply_to")
+    @classmethod
+    def _address(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from email.utils import parseaddr
+
+        from email_validator import EmailNotValidError, validate_email
+
+        _one_line(v)
+        _, addr = parseaddr(v)
+        try:
+            validate_email(addr, check_deliverability=False)
+        except EmailNotValidError as exc:
+            raise ValueError(f"expected an address such as 'Name <news@example.com>', got {v!r}: {exc}") from None
+        return v
+
     @field_validator("timeout")
     @classmethod
     def _timeout(cls, v: str) -> str:
@@ -216,6 +267,11 @@ class Channel(_Model):
     transport: TransportConfig
     language: Literal["fr", "en"] | None = None  # defaults to the site's
     title: str | None = None  # shown in digests; defaults to the site name
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, v: str | None) -> str | None:
+        return None if v is None else _one_line(v)
     templates: dict[str, str] = {}  # role → template name, overriding the defaults
     categories: list[str] = []  # only these categories (any of them); empty means all
     exclude_categories: list[str] = []

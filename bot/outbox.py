@@ -141,6 +141,7 @@ class Dispatcher:
         # One delivery loop per channel at a time in this process: the scheduler's edition job
         # and the periodic dispatch may both want a channel, and a digest's parts keep order.
         self._locks: dict[str, asyncio.Lock] = {}
+        self._unavailable: dict[str, int] = {}  # channel → failed opens in a row (backs off)
         self._stopping = False
         d = config.delivery
         self._base, self._cap = parse_duration(d.backoff_base), parse_duration(d.backoff_max)
@@ -257,11 +258,15 @@ class Dispatcher:
         try:
             transport = await self._transport(channel)
         except (ConfigError, DeliveryError, OSError) as exc:
+            # An admin problem (missing secret, revoked token, server down): the messages are
+            # kept, and the channel is tried again later, less often each time.
+            failures = self._unavailable[channel.id] = self._unavailable.get(channel.id, 0) + 1
             reason = f"transport unavailable: {exc}"
             log.error("channel %s: %s", channel.id, reason)
             self._finish(row.id, last_error=reason,
-                         next_attempt_at=self.clock() + backoff(row.attempts + 1, self._base, self._cap))
+                         next_attempt_at=self.clock() + backoff(failures, self._base, self._cap))
             return "retrying", reason
+        self._unavailable.pop(channel.id, None)
         try:
             message = self._message(channel, row)
         except Exception as exc:  # a corrupt row must not stop the others

@@ -44,6 +44,11 @@ def trigger_for(schedule: Schedule, timezone: Any) -> CronTrigger | IntervalTrig
     return IntervalTrigger(seconds=int(schedule.interval.total_seconds()), timezone=timezone)
 
 
+def same_trigger(a: Any, b: Any) -> bool:
+    """str() of a trigger leaves out its timezone: a changed site timezone must count as a change."""
+    return type(a) is type(b) and str(a) == str(b) and str(a.timezone) == str(b.timezone)
+
+
 def wanted_jobs(config: Config) -> dict[str, tuple[Any, tuple[str, ...]]]:
     """job id → (trigger, args) for everything the config schedules."""
     tz = config.site.tz
@@ -79,7 +84,7 @@ def sync_jobs(scheduler: AsyncIOScheduler, config: Config) -> dict[str, str]:
             done[job.id] = "removed"
     for job_id, (trigger, args) in wanted.items():
         existing = scheduler.get_job(job_id, jobstore="default")
-        if existing is not None and str(existing.trigger) == str(trigger) and existing.args == args:
+        if existing is not None and same_trigger(existing.trigger, trigger) and existing.args == args:
             done[job_id] = "kept"
             continue
         scheduler.add_job("bot.scheduler:run_job", trigger=trigger, args=args, id=job_id,

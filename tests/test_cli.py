@@ -144,3 +144,37 @@ def test_schedules_lists_every_job(demo):
 def test_unknown_config_file_is_a_plain_error(tmp_path):
     r = tamtam("--config", str(tmp_path / "missing.toml"), "once")
     assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_once_refuses_beside_a_running_daemon(demo):
+    from bot.config import load_config
+    from bot.store import Store
+
+    store = Store(load_config(demo).database_url)
+    try:
+        with store.runner_lock() as mine:
+            assert mine
+            r = tamtam("--config", str(demo), "once")
+        assert r.returncode == 2 and "is working on this database" in r.stderr
+        assert tamtam("--config", str(demo), "once").returncode == 0  # lock released
+    finally:
+        store.close()
+
+
+def test_import_reads_french_headers_and_survives_a_monster_field(demo, tmp_path):
+    csv = tmp_path / "abonnes.csv"
+    csv.write_text("Courriel,Nom\nawa@example.org,Awa Diarra\nbad@example.org," + "x" * 200_000 + "\n",
+                   encoding="utf-8")
+    r = tamtam("--config", str(demo), "subscribers", "import", "newsletter", str(csv))
+    assert "Traceback" not in r.stderr and r.returncode == 1
+    assert "1 added" in r.stdout and "unreadable" in r.stderr
+    assert "awa@example.org\tAwa Diarra" in tamtam("--config", str(demo), "subscribers", "list", "newsletter").stdout
+
+
+def test_check_reports_storage_that_cannot_be_opened(demo):
+    demo.write_text(demo.read_text(encoding="utf-8").replace(
+        'url = "sqlite:///var/demo.db"', 'url = "postgresql://nobody@127.0.0.1:1/nothing"'), encoding="utf-8")
+    r = tamtam("--config", str(demo), "check")
+    assert r.returncode == 2 and "storage.url: cannot open" in r.stderr and "Traceback" not in r.stderr
+    r = tamtam("--config", str(demo), "once")
+    assert r.returncode == 1 and "Storage error" in r.stderr and "Traceback" not in r.stderr

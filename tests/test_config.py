@@ -103,3 +103,21 @@ def test_parse_duration():
     assert parse_duration("2d").days == 2
     with pytest.raises(ValueError):
         parse_duration("0s")
+
+
+@pytest.mark.parametrize("data, expected", [
+    ({**BASE, "channels": [channel(lookback="99999999999d")]}, "longer than the 3650 days"),
+    ({**BASE, "storage": {"url": "garbage"}}, "storage.url: expected 'sqlite:///path/to/file.db'"),
+    ({**BASE, "storage": {"url": "mysql://u@h/db"}}, "SQLite or PostgreSQL, not 'mysql'"),
+    ({"site": {"name": "L’Écho\nBcc: x@evil.example", "base_url": "https://e.example"}}, "site.name: must be one line"),
+    ({**BASE, "channels": [channel(transport={"type": "smtp", "host": "h", "from": "not an address"})]},
+     "transport.from: expected an address such as"),
+])
+def test_values_that_would_fail_later_are_refused_at_load(data, expected):
+    found = problems(data)
+    assert any(expected in p for p in found), found
+
+
+def test_postgresql_url_is_accepted():
+    cfg = parse_config({**BASE, "storage": {"url": "postgresql://tamtam@db.internal:5432/tamtam"}})
+    assert cfg.database_url.startswith("postgresql://")

@@ -82,3 +82,14 @@ def test_cron_runs_in_the_site_timezone(tmp_path):
     trigger, _ = wanted_jobs(cfg)["edition:n"]
     nxt = trigger.get_next_fire_time(None, datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc))
     assert nxt.hour == 7 and str(nxt.tzinfo) == "Africa/Bamako"
+
+
+async def test_changed_timezone_replaces_the_stored_job(tmp_path, db_url):
+    cfg = config(tmp_path, db_url)
+    sched, _ = await start(App(cfg), cfg)
+    sched.shutdown(wait=False)
+    tokyo = cfg.model_copy(update={"site": cfg.site.model_copy(update={"timezone": "Asia/Tokyo"})})
+    sched2, changes = await start(App(tokyo), tokyo)
+    assert changes["edition:x"] == "replaced"
+    assert str(sched2.get_job("edition:x").trigger.timezone) == "Asia/Tokyo"
+    sched2.shutdown(wait=False)

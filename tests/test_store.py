@@ -96,3 +96,42 @@ def test_sqlite_relative_path_is_created(tmp_path):
     s = Store(f"sqlite:///{db}")
     assert db.exists()
     s.close()
+
+
+def test_one_runner_per_database(store: Store, db_url):
+    other = Store(db_url, migrate=False)
+    try:
+        with store.runner_lock() as first:
+            assert first
+            with other.runner_lock() as second:
+                assert not second  # a second daemon or `once` must not run beside the first
+        with other.runner_lock() as again:
+            assert again  # released when the first runner stopped
+    finally:
+        other.close()
+
+
+def test_one_entry_the_database_refuses_does_not_lose_the_others(store: Store):
+    monster = art("m" * 3000)  # longer than the guid column: PostgreSQL refuses it
+    nul = art("nul", "Titre avec \x00 dedans")  # PostgreSQL refuses NUL in text
+    r = store.upsert_articles([art("a"), monster, nul, art("b")], now=NOW)
+    assert r.new + r.rejected == 4 and store.article_count() == r.new
+    with store.engine.connect() as conn:
+        guids = {row.guid for row in conn.execute(select(t.articles.c.guid))}
+    assert {"a", "b"} <= guids
+
+
+def test_savepoint_rolls_back_only_the_bad_entry(store: Store):
+    from sqlalchemy.exc import IntegrityError
+
+    with store.begin() as conn:
+        conn.execute(t.sources.insert().values(id="x", error_count=0))
+        try:
+            with conn.begin_nested():
+                conn.execute(t.sources.insert().values(id="x", error_count=0))
+        except IntegrityError:
+            pass
+        conn.execute(t.sources.insert().values(id="y", error_count=0))
+    assert store.source_state("x").error_count == 0 and store.source_state("y").error_count == 0
+    with store.engine.connect() as conn:
+        assert {r.id for r in conn.execute(select(t.sources.c.id))} == {"x", "y"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..models import Article
 from . import tables as t
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,7 @@ class UpsertResult:
     new: int = 0
     updated: int = 0
     unchanged: int = 0
+    rejected: int = 0  # entries the database refused; logged, the rest of the feed is stored
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class Subscriber:
 
 
 def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    # Let SQLAlchemy issue BEGIN itself: pysqlite's own transaction handling breaks SAVEPOINT
+    # (the workaround from SQLAlchemy's SQLite dialect documentation).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA journal_mode=WAL")  # the scheduler and the CLI may open the file at once
@@ -68,6 +74,7 @@ def make_engine(url: str) -> Engine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
@@ -125,6 +132,47 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    @contextmanager
+    def runner_lock(self) -> Iterator[bool]:
+        """Hold the database's one runner lock while the body runs; yields False if another
+        process (a ``run`` daemon or a ``once``) holds it.
+
+        Two runners on one database would each take the other's in-flight messages for
+        crash leftovers at start-up (:func:`bot.outbox.recover`), so they are kept apart:
+        a lock file beside a SQLite database, an advisory lock on PostgreSQL (per schema).
+        """
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite":
+            if not url.database or url.database == ":memory:":
+                yield True
+                return
+            import fcntl
+
+            with open(f"{url.database}.lock", "a+") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+            return
+        from sqlalchemy import text
+
+        key = text("SELECT hashtext(current_schema() || '.tamtam-runner')")
+        with self.engine.connect() as conn:
+            lock_id = conn.execute(key).scalar_one()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_id}).scalar_one()
+            conn.commit()
+            try:
+                yield bool(got)
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
+                    conn.commit()
+
     # -- sources --------------------------------------------------------------------
     def source_state(self, source_id: str) -> SourceState:
         with self.engine.connect() as conn:
@@ -157,30 +205,43 @@ class Store:
         An edit never changes ``published_at`` or ``first_seen_at``: what was sent stays sent,
         and an article the feed re-dates is not news a second time.
         """
-        new = updated = unchanged = 0
+        new = updated = unchanged = rejected = 0
         seen: set[str] = set()
         with self.begin() as conn:
             for a in items:
                 if a.guid in seen:  # a feed listing the same entry twice
                     continue
                 seen.add(a.guid)
-                h = content_hash(a)
-                row = conn.execute(
-                    select(t.articles.c.id, t.articles.c.content_hash).where(t.articles.c.guid == a.guid)
-                ).first()
-                fields = dict(url=a.url, title=a.title, author=a.author, categories=list(a.categories),
-                              summary=a.summary, content_html=a.content_html, image_url=a.image_url, content_hash=h)
-                if row is None:
-                    conn.execute(t.articles.insert().values(
-                        guid=a.guid, source_id=a.source_id, published_at=a.published_at,
-                        first_seen_at=now, updated_at=now, **fields))
-                    new += 1
-                elif row.content_hash != h:
-                    conn.execute(update(t.articles).where(t.articles.c.id == row.id).values(updated_at=now, **fields))
-                    updated += 1
-                else:
-                    unchanged += 1
-        return UpsertResult(new, updated, unchanged)
+                try:
+                    with conn.begin_nested():  # one bad entry must not lose the whole poll
+                        outcome = self._upsert_one(conn, a, now)
+                except DBAPIError as exc:
+                    log.warning("article %r from %s not stored: %s", a.guid[:200], a.source_id,
+                                getattr(exc, "orig", exc))
+                    rejected += 1
+                    continue
+                new += outcome == "new"
+                updated += outcome == "updated"
+                unchanged += outcome == "unchanged"
+        return UpsertResult(new, updated, unchanged, rejected)
+
+    @staticmethod
+    def _upsert_one(conn: Connection, a: Article, now: datetime) -> str:
+        h = content_hash(a)
+        row = conn.execute(
+            select(t.articles.c.id, t.articles.c.content_hash).where(t.articles.c.guid == a.guid)
+        ).first()
+        fields = dict(url=a.url, title=a.title, author=a.author, categories=list(a.categories),
+                      summary=a.summary, content_html=a.content_html, image_url=a.image_url, content_hash=h)
+        if row is None:
+            conn.execute(t.articles.insert().values(
+                guid=a.guid, source_id=a.source_id, published_at=a.published_at,
+                first_seen_at=now, updated_at=now, **fields))
+            return "new"
+        if row.content_hash != h:
+            conn.execute(update(t.articles).where(t.articles.c.id == row.id).values(updated_at=now, **fields))
+            return "updated"
+        return "unchanged"
 
     def article_count(self) -> int:
         with self.engine.connect() as conn:
