@@ -119,7 +119,11 @@ def translate(exc: TelegramError, where: str) -> DeliveryError:
             # The connection broke after the request was written: same doubt as a read timeout.
             return UncertainDelivery(f"{where}: the connection broke before Telegram answered ({exc.message}); "
                                      "the post may or may not be out")
-        return TransientError(f"{where}: {exc.message}")  # 5xx and other network trouble
+        if cause is not None:
+            # Something else broke inside the HTTP client (PTB: "Unknown error in HTTP
+            # implementation"), possibly after the request left: do not risk a double post.
+            return UncertainDelivery(f"{where}: {exc.message}; the post may or may not be out")
+        return TransientError(f"{where}: {exc.message}")  # Telegram answered 5xx: it did not post
     return TransientError(f"{where}: unexpected Telegram error: {exc.message}")
 
 

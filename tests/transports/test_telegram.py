@@ -354,3 +354,21 @@ def test_telegram_text_length(text, length):
 def test_telegram_text_length_refuses_invalid_html():
     with pytest.raises(ValueError, match="Unsupported start tag"):
         telegram_text_length("<p>x</p>")
+
+
+def test_unknown_client_failure_is_uncertain_and_5xx_is_transient():
+    """An error inside the HTTP client may come after the request left: never retried blindly.
+    A 5xx answer is Telegram saying it did not post: retried."""
+    from telegram.error import NetworkError
+
+    from bot.errors import TransientError, UncertainDelivery
+    from bot.transports.telegram import translate
+
+    try:
+        try:
+            raise RuntimeError("client closed mid-request")
+        except RuntimeError as inner:
+            raise NetworkError("Unknown error in HTTP implementation: RuntimeError()") from inner
+    except NetworkError as exc:
+        assert isinstance(translate(exc, "chat @c"), UncertainDelivery)
+    assert isinstance(translate(NetworkError("Bad Gateway"), "chat @c"), TransientError)
