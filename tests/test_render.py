@@ -20,7 +20,7 @@ from bot.models import Article, Edition, Recipient
 from bot.render import EmailDigest, Renderer, TelegramPost, assemble_email, sample_edition, to_telegram_html
 from bot.render.filters import excerpt, format_date, format_datetime, format_time
 from bot.render.strings import Strings
-from bot.render.telegram import MAX_CAPTION, MAX_TEXT, escape, utf16_len
+from bot.render.telegram import MAX_CAPTION, MAX_TEXT, escape
 from bot.render.tweet import fits, weighted_length
 from tests.fakes.bot_api import telegram_html_error, telegram_plain_text, telegram_text_length
 
@@ -347,7 +347,7 @@ def test_long_digest_is_split_between_articles() -> None:
     for number, post in enumerate(posts, 1):
         assert isinstance(post, TelegramPost) and post.photo_url is None
         assert telegram_html_error(post.text) is None, post.text[:300]
-        assert utf16_len(post.text) <= MAX_TEXT and telegram_text_length(post.text) <= MAX_TEXT
+        assert telegram_text_length(post.text) <= MAX_TEXT  # what Telegram counts: hrefs do not
         for i in range(30):
             n = post.text.count(f"Article {i:02d} :")
             assert n in (0, 1)
@@ -371,7 +371,7 @@ def test_article_too_long_for_a_post_gets_its_summary_shortened() -> None:
         posts = renderer.telegram_posts(config.channel(channel_id), edition(huge, article(2)))
         for post in posts:
             assert telegram_html_error(post.text) is None
-            assert utf16_len(post.text) <= MAX_TEXT
+            assert telegram_text_length(post.text) <= MAX_TEXT
         assert "…" in posts[0].text
         assert "très&amp;&lt;long&gt;" in posts[0].text  # escaped, never cut inside an entity
 
@@ -382,10 +382,10 @@ def test_caption_fits_with_a_long_article() -> None:
     long = article(1, summary=words(400), image=True)
     [post] = renderer.telegram_posts(config.channel("tga"), edition(long))
     assert post.photo_url == f"{BASE}/img/1.jpg"
-    assert utf16_len(post.text) <= MAX_CAPTION
+    assert telegram_text_length(post.text) <= MAX_CAPTION
     assert telegram_html_error(post.text) is None
     assert "…" in post.text and post.text.endswith("Lire la suite</a>")
-    assert utf16_len(post.text) > MAX_CAPTION - 60  # shortened to fit, not emptied
+    assert telegram_text_length(post.text) > MAX_CAPTION - 60  # shortened to fit, not emptied
 
     [text_post] = renderer.telegram_posts(config.channel("tga"), edition(replace(long, image_url=None)))
     assert text_post.photo_url is None and "…" not in text_post.text  # 4,096 is room enough
@@ -395,7 +395,7 @@ def test_caption_with_a_huge_title_still_fits() -> None:
     config = make_config({"id": "tga", "type": "telegram", "mode": "article"})
     absurd = article(1, title=words(400, "titre"), summary=words(100), image=True)
     [post] = Renderer(config).telegram_posts(config.channel("tga"), edition(absurd))
-    assert utf16_len(post.text) <= MAX_CAPTION and telegram_html_error(post.text) is None
+    assert telegram_text_length(post.text) <= MAX_CAPTION and telegram_html_error(post.text) is None
     assert f"{BASE}/2024/12/02/article-1/" in post.text
 
 
@@ -439,3 +439,206 @@ def test_broken_include_names_the_included_file(tmp_path: Path) -> None:
     problems = Renderer(config).check()
     assert any("channel mail" in p and "_pied.txt, line 2: syntax error" in p for p in problems), problems
     assert any("channel tg" in p and "telegram/digest.html, line 2" in p and "absent.html" in p for p in problems)
+
+
+# --------------------------------------------------------------------------- content that cannot be made to fit
+# One article the renderer cannot shorten enough used to raise TemplateError; editions take
+# the oldest unsent article first, so that article stopped its channel for good. Now every
+# article gets a post within the limits, however it is made, and the others are all there.
+
+TRACKING = "?utm_source=newsletter&utm_medium=email&utm_campaign=" + "x" * 1500
+EMOJI_TITLE = ("Fête 🎉 à Ségou 👍🏾 " * 1200)[:20_000]
+
+
+def _tracked(n: int, length: int = 1500, **kwargs: Any) -> Article:
+    a = article(n, **kwargs)
+    return replace(a, url=(a.url + "?utm_source=nl&fbclid=" + "A1b2C3d4" * length)[:len(a.url) + length])
+
+
+def _assert_telegram_ok(posts: list[TelegramPost]) -> None:
+    for post in posts:
+        assert telegram_html_error(post.text) is None, post.text[:300]
+        limit = MAX_CAPTION if post.photo_url else MAX_TEXT
+        assert 0 < telegram_text_length(post.text) <= limit, (telegram_text_length(post.text), limit)
+
+
+def test_visible_length_counts_what_telegram_counts() -> None:
+    from bot.render.telegram import visible_length
+    samples = [
+        '<b><a href="https://ex.ml/?a=1&amp;b=2">Tom &amp; Jerry</a></b> &lt;3 &quot;ok&quot; &#233;t&#xE9;',
+        "Fête 🎉 à Ségou 👍🏾\n\n<i>Société</i>",
+        '<a href="' + "https://ex.ml/" + "x" * 2000 + '">Lire la suite</a>',
+        "",
+    ]
+    for html in samples:
+        assert visible_length(html) == telegram_text_length(html), html[:80]
+    assert visible_length(samples[2]) == len("Lire la suite")  # an href is not counted
+
+
+def test_tracking_url_with_a_photo_fits_in_article_mode_and_digest() -> None:
+    config = make_config({"id": "tg", "type": "telegram"}, {"id": "tga", "type": "telegram", "mode": "article"})
+    renderer = Renderer(config)
+    tracked = _tracked(2, summary=words(60), image=True)
+    assert len(tracked.url) > 1500
+    arts = [article(1, image=True), tracked, article(3, image=True)]
+    posts = renderer.telegram_posts(config.channel("tga"), edition(*arts))
+    _assert_telegram_ok(posts)
+    assert len(posts) == 3 and all(p.photo_url for p in posts)  # the href does not count: photo kept
+    assert f'href="{escape(tracked.url)}"' in posts[1].text  # and the link is intact
+    assert "mot59" in posts[1].text  # nothing shortened: the visible text is short
+    [digest] = renderer.telegram_posts(config.channel("tg"), edition(*arts))
+    _assert_telegram_ok([digest])
+    for a in arts:
+        assert a.title in telegram_plain_text(digest.text)
+
+
+def test_five_thousand_character_url_everywhere() -> None:
+    config = make_config({"id": "tg", "type": "telegram"}, {"id": "tga", "type": "telegram", "mode": "article"},
+                         {"id": "x", "type": "x"}, {"id": "xa", "type": "x", "mode": "article"})
+    renderer = Renderer(config)
+    monster = _tracked(2, length=5000, image=True)
+    assert len(monster.url) > 5000
+    arts = [article(1), monster, article(3)]
+    for channel_id in ("tg", "tga"):
+        posts = renderer.telegram_posts(config.channel(channel_id), edition(*arts))
+        _assert_telegram_ok(posts)
+        shown = "".join(telegram_plain_text(p.text) for p in posts)
+        for a in arts:
+            assert a.title in shown
+    xposts = renderer.x_posts(config.channel("xa"), edition(*arts))
+    assert len(xposts) == 3 and all(fits(p) for p in xposts)
+    assert xposts[0].endswith(arts[0].url) and xposts[2].endswith(arts[2].url)
+    assert monster.title in xposts[1]
+    [digest] = renderer.x_posts(config.channel("x"), edition(*arts))
+    assert fits(digest)
+
+
+def test_url_on_an_unrecognised_domain_falls_back_to_the_site_url_on_x() -> None:
+    config = make_config({"id": "xa", "type": "x", "mode": "article"})
+    # twitter-text knows no ".intranet" TLD: the URL is counted character by character.
+    odd = replace(article(2), url="https://journal.intranet/2024/12/02/" + "un-titre-tres-long-" * 20)
+    assert weighted_length(odd.url) > 280
+    arts = [article(1), odd, article(3)]
+    posts = Renderer(config).x_posts(config.channel("xa"), edition(*arts))
+    assert len(posts) == 3 and all(fits(p) for p in posts)
+    assert odd.url not in posts[1] and posts[1].endswith(BASE)
+    assert posts[1].startswith(odd.title)
+    assert posts[0].endswith(arts[0].url) and posts[2].endswith(arts[2].url)
+
+
+def test_twenty_thousand_character_title_with_emoji() -> None:
+    config = make_config({"id": "tg", "type": "telegram"}, {"id": "tga", "type": "telegram", "mode": "article"},
+                         {"id": "x", "type": "x"}, {"id": "xa", "type": "x", "mode": "article"})
+    renderer = Renderer(config)
+    huge = article(2, title=EMOJI_TITLE, summary=words(50), image=True)
+    arts = [article(1), huge, article(3)]
+    for channel_id in ("tg", "tga"):
+        posts = renderer.telegram_posts(config.channel(channel_id), edition(*arts))
+        _assert_telegram_ok(posts)
+        shown = "".join(telegram_plain_text(p.text) for p in posts)
+        assert arts[0].title in shown and arts[2].title in shown and "Fête 🎉 à Ségou" in shown
+    for channel_id in ("x", "xa"):
+        posts = renderer.x_posts(config.channel(channel_id), edition(*arts))
+        assert all(fits(p) for p in posts)
+    xposts = renderer.x_posts(config.channel("xa"), edition(*arts))
+    assert xposts[1].startswith("Fête 🎉 à Ségou") and xposts[1].endswith(huge.url)
+
+
+def _visible_url_templates(tmp_path: Path) -> Path:
+    """An admin template that prints the URL as text, as some publishers want: now the URL
+    does count, and only the later rungs of the ladder can make the post fit."""
+    (tmp_path / "telegram").mkdir()
+    (tmp_path / "telegram" / "article.html").write_text(
+        "<b>{{ article.title }}</b>\n{{ article.summary }}\n{{ article.url }}\n", encoding="utf-8")
+    (tmp_path / "telegram" / "digest.html").write_text(
+        "<b>{{ title }}</b>{% if parts > 1 %} ({{ part }}/{{ parts }}){% endif %}\n"
+        "{% for a in articles %}\n{{ a.title }}\n{{ a.url }}\n{% endfor %}\n", encoding="utf-8")
+    return tmp_path
+
+
+def test_photo_is_dropped_when_the_caption_cannot_fit(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = make_config({"id": "tga", "type": "telegram", "mode": "article"}, folder=str(_visible_url_templates(tmp_path)))
+    tracked = _tracked(2, length=1500, image=True)
+    arts = [article(1, image=True), tracked, article(3, image=True)]
+    with caplog.at_level("WARNING", logger="bot.render.renderer"):
+        posts = Renderer(config).telegram_posts(config.channel("tga"), edition(*arts))
+    _assert_telegram_ok(posts)
+    assert [p.photo_url is not None for p in posts] == [True, False, True]
+    assert tracked.url in telegram_plain_text(posts[1].text)  # as a text message the URL fits
+    assert any("photo" in r.getMessage() and tracked.url[:60] in r.getMessage() for r in caplog.records)
+
+
+def test_link_is_replaced_by_the_site_url_when_it_cannot_fit(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = make_config({"id": "tg", "type": "telegram"}, {"id": "tga", "type": "telegram", "mode": "article"},
+                         folder=str(_visible_url_templates(tmp_path)))
+    renderer = Renderer(config)
+    monster = _tracked(2, length=5000, image=True)
+    arts = [article(1), monster, article(3)]
+    with caplog.at_level("WARNING", logger="bot.render.renderer"):
+        posts = renderer.telegram_posts(config.channel("tga"), edition(*arts))
+    _assert_telegram_ok(posts)
+    assert posts[1].photo_url is None
+    second = telegram_plain_text(posts[1].text)
+    assert monster.title in second and monster.url not in second and BASE in second
+    assert any("site URL" in r.getMessage() for r in caplog.records)
+
+    digest = renderer.telegram_posts(config.channel("tg"), edition(*arts))
+    _assert_telegram_ok(digest)
+    shown = "".join(telegram_plain_text(p.text) for p in digest)
+    assert all(a.title in shown for a in arts)
+    assert arts[0].url in shown and arts[2].url in shown and monster.url not in shown
+
+
+def test_last_resort_is_the_plain_title(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Categories are never shortened; thousands of them leave only the last rung.
+    config = make_config({"id": "tga", "type": "telegram", "mode": "article"})
+    crowded = replace(article(2, image=True), categories=tuple(f"Rubrique {i}" for i in range(2000)))
+    arts = [article(1), crowded, article(3)]
+    with caplog.at_level("WARNING", logger="bot.render.renderer"):
+        posts = Renderer(config).telegram_posts(config.channel("tga"), edition(*arts))
+    _assert_telegram_ok(posts)
+    assert telegram_plain_text(posts[1].text) == crowded.title and posts[1].photo_url is None
+    assert arts[0].title in telegram_plain_text(posts[0].text)
+    assert any("title only" in r.getMessage() for r in caplog.records)
+
+    huge = replace(crowded, title=EMOJI_TITLE)
+    [post] = Renderer(config).telegram_posts(config.channel("tga"), edition(huge))
+    _assert_telegram_ok([post])
+    assert telegram_plain_text(post.text).startswith("Fête 🎉 à Ségou") and telegram_text_length(post.text) > 4000
+
+
+def test_a_broken_template_is_still_a_template_error(tmp_path: Path) -> None:
+    # The ladder is for content; a template that cannot fit even an empty article is the
+    # template's fault and must be reported, not papered over.
+    (tmp_path / "telegram").mkdir()
+    (tmp_path / "telegram" / "digest.html").write_text(
+        "{{ 'x' * 5000 }}\n{% for a in articles %}{{ a.title }}{% endfor %}\n", encoding="utf-8")
+    config = make_config({"id": "tg", "type": "telegram"}, folder=str(tmp_path))
+    with pytest.raises(TemplateError, match="telegram/digest.html"):
+        Renderer(config).telegram_posts(config.channel("tg"), edition(article(1)))
+
+
+# --------------------------------------------------------------------------- invisible characters on X
+
+
+def test_x_strips_characters_twitter_text_refuses() -> None:
+    config = make_config({"id": "x", "type": "x"}, {"id": "xa", "type": "x", "mode": "article"})
+    renderer = Renderer(config)
+    title = "Réunion \u202bبماكو\u202c au sommet \ufeff"
+    arts = [article(1, title=title), article(2, title="A\ufffeB\uffff C \u202a\u202d\u202e")]
+    for channel_id in ("x", "xa"):
+        posts = renderer.x_posts(config.channel(channel_id), edition(*arts))
+        for post in posts:
+            assert fits(post), repr(post)
+            assert not any(ch in post for ch in "\u202a\u202b\u202c\u202d\u202e\ufeff\ufffe\uffff")
+    posts = renderer.x_posts(config.channel("xa"), edition(*arts))
+    assert posts[0].startswith("Réunion بماكو au sommet")
+    assert posts[1].startswith("AB C")
+
+
+def test_x_fitting_of_a_long_title_with_invisible_characters() -> None:
+    config = make_config({"id": "xa", "type": "x", "mode": "article"})
+    long = article(1, title=("Réunion \u202bبماكو\u202c au sommet \ufeff" * 30))
+    [post] = Renderer(config).x_posts(config.channel("xa"), edition(long))
+    assert fits(post) and post.endswith(long.url) and "…" in post
+    assert weighted_length(post) > 200  # shortened, not emptied

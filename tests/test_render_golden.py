@@ -20,9 +20,9 @@ import pytest
 from bot.config import Config, parse_config
 from bot.models import Recipient
 from bot.render import Renderer, assemble_email, sample_edition
-from bot.render.telegram import MAX_CAPTION, MAX_TEXT, utf16_len
+from bot.render.telegram import MAX_CAPTION, MAX_TEXT
 from bot.render.tweet import fits
-from tests.fakes.bot_api import telegram_html_error
+from tests.fakes.bot_api import telegram_html_error, telegram_text_length
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("TAMTAM_UPDATE_GOLDEN") == "1"
@@ -81,7 +81,7 @@ def test_telegram_golden(renderer: Renderer, channel_id: str) -> None:
     posts = renderer.telegram_posts(channel, sample_edition(channel, config, NOW))
     for post in posts:
         assert telegram_html_error(post.text) is None
-        assert utf16_len(post.text) <= (MAX_CAPTION if post.photo_url else MAX_TEXT)
+        assert telegram_text_length(post.text) <= (MAX_CAPTION if post.photo_url else MAX_TEXT)
     data = [{"text": p.text, "photo_url": p.photo_url} for p in posts]
     _compare(f"{channel_id}.json", json.dumps(data, ensure_ascii=False, indent=2) + "\n")
 

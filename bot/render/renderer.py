@@ -9,10 +9,17 @@ then cut in two at the marker; :func:`assemble_email` glues the pieces back at s
 Telegram posts and X posts are made to fit rather than checked afterwards: a summary (then
 a title) is shortened on a word boundary *before* escaping, so a cut never lands inside a
 tag or an entity, and a digest too long for one Telegram message is split between articles.
+When shortening is not enough (a 5,000-character tracking URL, a URL X counts character by
+character, a thousand categories) each article goes down a ladder of plainer forms (no
+photo, the site's URL instead of its own, its title alone) that always ends in a post
+within the limits. Editions take the oldest unsent article first, so an article that
+could not be rendered would block its channel for good: content never raises, only a
+broken template does (TemplateError).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import traceback
 import uuid
@@ -29,6 +36,7 @@ from bot.config import Channel, Config
 from bot.errors import TemplateError
 from bot.models import Article, Edition, Recipient
 from bot.render import telegram as tg
+from bot.render import tweet
 from bot.render.tweet import MAX_WEIGHTED, truncate_to_fit, weighted_length
 
 from .environment import build_environment, template_folders
@@ -58,6 +66,8 @@ _ATTRIBUTE_VALUE = re.compile(r'="([^"]*)"')
 _SQUEEZE = re.compile(r"[^\S\u00a0\u202f]+")
 
 _BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+
+log = logging.getLogger(__name__)
 
 # ``check`` renders against a sample edition dated here: fixed, so check is repeatable.
 CHECK_NOW = datetime(2024, 12, 2, 7, 0, tzinfo=timezone.utc)
@@ -119,6 +129,28 @@ def _shorten_for_x(text: str, budget: int) -> str:
         return truncate_to_fit(_SQUEEZE.sub(" ", text).strip(), budget)
     except ValueError:
         return ""
+
+
+def _cut_utf16(text: str, limit: int) -> str:
+    """The longest :func:`excerpt` of ``text`` that is at most ``limit`` UTF-16 code units
+    (an emoji counts 2, so ``limit // 2`` characters always fit)."""
+    lo, hi = limit // 2, limit + 1  # excerpt(text, lo) fits; the largest that fits is in [lo, hi)
+    if tg.utf16_len(excerpt(text, limit)) <= limit:
+        return excerpt(text, limit)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if tg.utf16_len(excerpt(text, mid)) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    return excerpt(text, lo)
+
+
+def _clean_for_x(article: Article) -> Article:
+    """``article`` with the characters X refuses removed from what an X template shows."""
+    return replace(article, title=tweet.clean(article.title), summary=tweet.clean(article.summary),
+                   author=None if article.author is None else tweet.clean(article.author),
+                   categories=tuple(tweet.clean(c) for c in article.categories))
 
 
 class Renderer:
@@ -273,18 +305,31 @@ class Renderer:
 
     # ------------------------------------------------------------------ fitting
 
-    def _fit(self, name: str, render: Callable[[list[Article]], str], articles: list[Article],
-             measure: Callable[[str], int], limit: int,
-             shorten: Callable[[str, int], str] = excerpt) -> tuple[list[Article], str]:
-        """Render ``articles``; if too long, shorten summaries, then titles, until it fits.
+    def _shrink(self, render: Callable[[list[Article]], str], articles: list[Article],
+                ok: Callable[[str], bool], size: Callable[[str], int], shorten: Callable[[str, int], str],
+                limit: int) -> tuple[list[Article], str] | None:
+        """Render ``articles``; if ``ok`` refuses the output, shorten summaries, then titles,
+        until it accepts. Returns the shortened articles and the output, or None when even
+        the shortest titles without summaries are refused (the caller then takes the next
+        rung of its ladder; nothing here raises for content that is too long).
 
         The shortening happens on the plain text, before the template escapes it, so it
         never cuts a tag or an entity; a binary search finds the longest text that fits.
         ``shorten(text, n)`` keeps at most ``n`` units of ``text`` (characters for
-        Telegram, X's weighted characters for X). Returns the shortened articles and output.
+        Telegram, X's weighted characters for X); ``size`` measures a field in those units
+        (or more), which bounds the search.
+
+        A shown field longer than the post's ``limit`` can never fit, so longer fields are
+        first cut to ``limit`` (a field the template does not show may be cut too: no one
+        sees it). That keeps a 20,000-character title from costing seconds of measuring.
         """
+        def clip(text: str) -> str:
+            return text if len(text) <= limit else shorten(text, limit)
+
+        articles = [a if len(a.title) <= limit and len(a.summary) <= limit
+                    else replace(a, title=clip(a.title), summary=clip(a.summary)) for a in articles]
         out = render(articles)
-        if measure(out) <= limit:
+        if ok(out):
             return articles, out
 
         def shrink(summary: int | None, title: int | None) -> list[Article]:
@@ -293,34 +338,49 @@ class Renderer:
                             title=a.title if title is None else shorten(a.title, title))
                     for a in articles]
 
-        for field, longest in (("summary", max((measure(a.summary) for a in articles), default=0)),
-                               ("title", max((measure(a.title) for a in articles), default=0))):
+        for field, longest in (("summary", max((size(a.summary) for a in articles), default=0)),
+                               ("title", max((size(a.title) for a in articles), default=0))):
             def attempt(n: int) -> tuple[list[Article], str]:
                 arts = shrink(n, None) if field == "summary" else shrink(0, n)
                 return arts, render(arts)
 
             start = 0 if field == "summary" else len(ELLIPSIS) + 1
             arts, out = attempt(start)
-            if measure(out) > limit:
+            if not ok(out):
                 continue
-            lo, hi = start, longest  # the largest n that fits lies in [lo, hi)
+            lo, hi = start, min(longest, limit + 1)  # the largest n that fits lies in [lo, hi)
             best = (arts, out)
             while hi - lo > 1:
                 mid = (lo + hi) // 2
                 arts_mid, out_mid = attempt(mid)
-                if measure(out_mid) <= limit:
+                if ok(out_mid):
                     lo, best = mid, (arts_mid, out_mid)
                 else:
                     hi = mid
             return best
-        raise TemplateError(name, f"the output is {measure(out)} characters, over the limit of {limit}, "
-                                  "even with summaries removed and titles shortened")
+        return None
+
+    def _fallback(self, channel: Channel, article: Article, how: str) -> None:
+        """Say so when an article went out in a reduced form: an admin may want to know."""
+        url = article.url if len(article.url) <= 120 else article.url[:120] + "…"
+        log.warning("channel %s: article %s is too long for a %s post even shortened; sent %s",
+                    channel.id, url, channel.type, how)
+
+    def _fallback_title(self, channel: Channel, articles: Sequence[Article]) -> str:
+        """The words a last-resort post shows: the (first) article's title, else the channel's."""
+        for text in [*(a.title for a in articles[:1]), channel.title or "", self.config.site.name,
+                     self.config.site.base_url]:
+            flat = _SQUEEZE.sub(" ", text or "").strip()
+            if flat:
+                return flat
+        return ELLIPSIS
 
     # ------------------------------------------------------------------ Telegram
 
     def telegram_posts(self, channel: Channel, edition: Edition) -> list[TelegramPost]:
         """Posts for ``edition``: one per article in article mode (a photo with a caption
-        when the article has an image), else the digest split into as few posts as fit."""
+        when the article has an image), else the digest split into as few posts as fit.
+        Every post is within Telegram's limits, whatever the articles hold."""
         if channel.mode == "article":
             return [self._telegram_article(channel, edition, a) for a in edition.articles]
         return self._telegram_digest(channel, edition)
@@ -330,22 +390,50 @@ class Renderer:
         return _BLANK_LINES.sub("\n\n", tg.tidy(self._render(name, ctx))).strip()
 
     def _telegram_article(self, channel: Channel, edition: Edition, article: Article) -> TelegramPost:
+        """One article's post, down a ladder that always ends in a post: the template with
+        the summary then the title shortened; then without the photo (4,096 characters
+        instead of a 1,024-character caption); then with the site's URL in place of the
+        article's; finally the article's title alone, cut to fit."""
         name = self.template_name(channel, "article")
+
+        def attempt(art: Article, photo: str | None) -> str | None:
+            limit = tg.MAX_CAPTION if photo else tg.MAX_TEXT
+
+            def render(arts: list[Article]) -> str:
+                return self._telegram_render(name, self._context(
+                    channel, edition, arts, article=arts[0], caption=bool(photo), part=1, parts=1))
+
+            found = self._shrink(render, [art], lambda text: tg.visible_length(text) <= limit, tg.utf16_len,
+                                 excerpt, limit)
+            if found is not None and not found[1]:
+                raise TemplateError(name, "the post is empty")
+            return None if found is None else found[1]
+
         photo = article.image_url
-        limit = tg.MAX_CAPTION if photo else tg.MAX_TEXT
-
-        def render(arts: list[Article]) -> str:
-            return self._telegram_render(name, self._context(
-                channel, edition, arts, article=arts[0], caption=bool(photo), part=1, parts=1))
-
-        _, text = self._fit(name, render, [article], tg.utf16_len, limit)
-        if not text:
-            raise TemplateError(name, "the post is empty")
-        return TelegramPost(text=text, photo_url=photo)
+        text = attempt(article, photo)
+        if text is not None:
+            return TelegramPost(text=text, photo_url=photo)
+        site = self.config.site.base_url
+        rungs: list[tuple[Article, str]] = []
+        if photo:
+            rungs.append((article, "without its photo, as a text message"))
+        if article.url != site:
+            rungs.append((replace(article, url=site), ("without its photo, " if photo else "")
+                          + "with the site URL instead of its own"))
+        for candidate, how in rungs:
+            text = attempt(candidate, None)
+            if text is not None:
+                self._fallback(channel, article, how)
+                return TelegramPost(text=text)
+        self._fallback(channel, article, "as its title only")
+        return TelegramPost(text=tg.escape(_cut_utf16(self._fallback_title(channel, [article]), tg.MAX_TEXT)))
 
     def _telegram_digest(self, channel: Channel, edition: Edition) -> list[TelegramPost]:
         name = self.template_name(channel, "digest")
         limit = tg.MAX_TEXT
+
+        def ok(text: str) -> bool:
+            return tg.visible_length(text) <= limit
 
         def render(arts: list[Article], part: int, parts: int) -> str:
             return self._telegram_render(name, self._context(
@@ -353,7 +441,7 @@ class Renderer:
 
         articles = list(edition.articles)
         whole = render(articles, 1, 1)
-        if tg.utf16_len(whole) <= limit:
+        if ok(whole):
             return [TelegramPost(text=whole)]
         # Pack greedily, numbering against an upper bound of the number of posts so a
         # post's "(2/3)" can only get shorter once the real total is known.
@@ -362,42 +450,89 @@ class Renderer:
         current: list[Article] = []
         for article in articles:
             part = len(parts) + 1
-            if current and tg.utf16_len(render(current + [article], part, upper)) <= limit:
+            if current and ok(render(current + [article], part, upper)):
                 current.append(article)
                 continue
             if current:
                 parts.append(current)
                 part += 1
-            current, _ = self._fit(name, lambda arts, p=part: render(arts, p, upper), [article],
-                                   tg.utf16_len, limit)
+            current = [self._digest_item(channel, name, article, lambda arts, p=part: render(arts, p, upper),
+                                         ok, tg.utf16_len, excerpt, limit)]
         parts.append(current)
         posts = []
         for i, arts in enumerate(parts, 1):
             text = render(arts, i, len(parts))
-            if tg.utf16_len(text) > limit:  # only a template that grows when the total shrinks
-                raise TemplateError(name, f"post {i} of {len(parts)} is {tg.utf16_len(text)} characters, "
+            if not ok(text):  # only a template that grows when the total shrinks
+                raise TemplateError(name, f"post {i} of {len(parts)} is {tg.visible_length(text)} characters, "
                                           f"over Telegram's {limit}")
             posts.append(TelegramPost(text=text))
         return posts
 
+    def _digest_item(self, channel: Channel, name: str, article: Article, render: Callable[[list[Article]], str],
+                     ok: Callable[[str], bool], size: Callable[[str], int],
+                     shorten: Callable[[str, int], str], limit: int) -> Article:
+        """``article`` as it fits alone in a digest post: shortened; else with the site's URL
+        in place of its own; else reduced to its title (no summary, no categories, no
+        picture, the site's URL). A template that cannot fit even that has a fixed part too
+        long for any post, which is the template's fault: TemplateError."""
+        site = self.config.site.base_url
+        rungs: list[tuple[Article, str | None]] = [(article, None)]
+        if article.url != site:
+            rungs.append((replace(article, url=site), "with the site URL instead of its own"))
+        rungs.append((replace(article, url=site, summary="", categories=(), author=None, content_html="",
+                              image_url=None), "as its title only"))
+        for candidate, how in rungs:
+            found = self._shrink(render, [candidate], ok, size, shorten, limit)
+            if found is not None:
+                if how:
+                    self._fallback(channel, article, how)
+                return found[0][0]
+        raise TemplateError(name, "a post does not fit even with one article reduced to a two-letter title; "
+                                  "the template's own text is too long")
+
     # ------------------------------------------------------------------ X
 
     def x_posts(self, channel: Channel, edition: Edition) -> list[str]:
-        """One post per article in article mode, one post linking to the site for a digest;
-        each fits 280 weighted characters (titles shortened, URLs never)."""
+        """One post per article in article mode, one post linking to the site for a digest.
+
+        Each post is one X accepts (:func:`bot.render.tweet.fits`): 280 weighted characters
+        at most and no character twitter-text refuses (they are removed, see
+        :func:`bot.render.tweet.clean`). Titles are shortened, never URLs; an article URL
+        X cannot fit (over ~4,100 characters, or on a domain twitter-text does not know,
+        which then counts character by character) gives way to the site's URL, and as a
+        last resort the post is the title alone."""
         role = "article" if channel.mode == "article" else "digest"
         name = self.template_name(channel, role)
+        site = self.config.site.base_url
 
         def render_with(extra: Callable[[list[Article]], dict[str, Any]]) -> Callable[[list[Article]], str]:
-            return lambda arts: self._render(name, self._context(channel, edition, arts, **extra(arts))).strip()
+            return lambda arts: tweet.clean(self._render(name, self._context(channel, edition, arts,
+                                                                             **extra(arts)))).strip()
 
-        groups = [[a] for a in edition.articles] if role == "article" else [list(edition.articles)]
+        cleaned = [_clean_for_x(a) for a in edition.articles]
+        groups = [[a] for a in cleaned] if role == "article" else [cleaned]
         posts = []
         for arts in groups:
             render = render_with((lambda a: {"article": a[0]}) if role == "article" else (lambda a: {}))
-            _, text = self._fit(name, render, arts, weighted_length, MAX_WEIGHTED, _shorten_for_x)
-            if not text:
+            if not render(arts):
                 raise TemplateError(name, "the post is empty")
+            rungs: list[tuple[list[Article], str | None]] = [(arts, None)]
+            if any(a.url != site for a in arts):
+                rungs.append(([replace(a, url=site) for a in arts], "with the site URL instead of its own"))
+            text = None
+            for candidate, how in rungs:
+                found = self._shrink(render, candidate, tweet.fits, weighted_length, _shorten_for_x, MAX_WEIGHTED)
+                if found is not None:
+                    text = found[1]
+                    if how:
+                        self._fallback(channel, arts[0], how)
+                    break
+            if text is None:
+                if not arts:
+                    raise TemplateError(name, f"the post is over {MAX_WEIGHTED} weighted characters "
+                                              "with no article in it; the template's own text is too long")
+                self._fallback(channel, arts[0], "as its title only")
+                text = _shorten_for_x(tweet.clean(self._fallback_title(channel, arts)), MAX_WEIGHTED) or ELLIPSIS
             posts.append(text)
         return posts
 

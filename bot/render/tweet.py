@@ -8,17 +8,21 @@ conformance cases are written per config.
 
 :func:`truncate_to_fit` is what a renderer calls when an article title or summary is too
 long: it cuts on a word boundary and never inside a URL or an emoji, because a broken
-link in a post is worse than a shorter sentence.
+link in a post is worse than a shorter sentence. :func:`clean` removes the characters that
+make X refuse a post whatever its length (a byte-order mark, bidi embeddings around an
+Arabic word), which feeds do carry.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from typing import Any, Callable, Mapping
 
 from twitter_text import ParsedResult, extract_emojis_with_indices, extract_urls_with_indices, parse_tweet
 from twitter_text.config import config as _LIBRARY_CONFIGS
 from twitter_text.has_invalid_characters import has_invalid_characters
+from twitter_text.regexp.invalid_chars_group import invalid_chars_group
 
 MAX_WEIGHTED = 280
 
@@ -35,6 +39,15 @@ DEFAULT_CONFIG = "version3"
 _NO_BREAK = {"\u00a0", "\u202f", "\u2007", "\u2060", "\ufeff"}
 # Dropped from the end of a cut text before the ellipsis, so "mot, …" reads "mot…".
 _TRAILING = set(" \t\n\r,;:–—-·«(\u00a0\u202f")
+# What :func:`clean` removes: the characters twitter-text declares invalid (its own list, so
+# this follows the library: U+FEFF, U+FFFE, U+FFFF today), plus the bidi embedding and
+# override controls U+202A–U+202E, which older twitter-text versions refused too and which
+# feeds put around Arabic words. The embeddings are invisible and X lays out Arabic
+# correctly without them; an unpaired one left behind would garble the rest of the post.
+_INVALID = re.compile(f"[{invalid_chars_group}\u202a-\u202e]")
+# Beyond this many weighted characters over the limit a prefix certainly does not fit
+# whatever follows it: the largest single unit (a URL) weighs 23.
+_SLACK = 2 * 23
 
 
 def _options(config: str) -> Mapping[str, Any]:
@@ -56,10 +69,34 @@ def weighted_length(text: str, *, config: str = DEFAULT_CONFIG) -> int:
 
 def fits(text: str, limit: int = MAX_WEIGHTED, *, config: str = DEFAULT_CONFIG) -> bool:
     """True when X would accept ``text`` on length: non-empty, at most ``limit`` weighted,
-    and free of the characters twitter-text declares invalid (U+FFFE, U+FFFF, U+202A–E…)."""
+    and free of the characters twitter-text declares invalid (U+FEFF, U+FFFE, U+FFFF;
+    :func:`clean` removes them)."""
     if not text.strip() or has_invalid_characters(text):
         return False
     return weighted_length(text, config=config) <= limit
+
+
+def clean(text: str) -> str:
+    """``text`` without the characters that make X refuse a post whatever its length
+    (see ``_INVALID``). A renderer cleans titles and summaries before fitting them, because
+    :func:`fits` is False for any text that still holds one."""
+    return _INVALID.sub("", text)
+
+
+def _bounded(text: str, limit: int, config: str) -> str:
+    """A prefix of ``text`` that holds every cut :func:`truncate_to_fit` could choose, cut on
+    whitespace (so never inside a URL or an emoji sequence). twitter-text's parse is linear
+    in the text, and truncation parses many candidates, so a 20,000-character title would
+    otherwise take seconds: this doubles a prefix until it weighs clearly over ``limit``."""
+    size = max(2 * limit, 64)
+    while size < len(text):
+        end = next((i for i in range(size, min(len(text), 2 * size)) if text[i].isspace()), None)
+        if end is None:
+            return text
+        if weighted_length(text[:end], config=config) > limit + _SLACK:
+            return text[:end]
+        size = 2 * size
+    return text
 
 
 def _protected(text: str) -> list[bool]:
@@ -101,11 +138,15 @@ def truncate_to_fit(
     URL). A first word too long on its own is cut between characters instead, still never
     inside a URL, an emoji or an accented letter. Raises ValueError when not even the
     ellipsis fits."""
-    if fits(text, limit, config=config):
-        return text
-    text = unicodedata.normalize("NFC", text).strip()  # X counts NFC; indices below are NFC code points
-    if fits(text, limit, config=config):
-        return text
+    bounded = _bounded(text, limit, config)
+    if bounded is text:  # else ``text`` certainly does not fit, and only its start matters
+        if fits(text, limit, config=config):
+            return text
+        text = unicodedata.normalize("NFC", text).strip()  # X counts NFC; indices below are NFC code points
+        if fits(text, limit, config=config):
+            return text
+    else:
+        text = unicodedata.normalize("NFC", bounded).strip()
     urls = _url_spans(text)
     protected = _protected(text)
 
