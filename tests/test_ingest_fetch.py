@@ -97,7 +97,7 @@ async def test_json_feed_over_http_by_content_type(feed_server: FeedServer) -> N
     body = (ROOT / "tests" / "data" / "feeds" / "jsonfeed.json").read_bytes()
     url = feed_server.add_feed("/feed.json", body, content_type="application/feed+json")
     result = await fetch(source(url))
-    assert [a.guid for a in result.articles][:2] == ["https://sahel-eco.example/?p=901", "902"]
+    assert [a.guid for a in result.articles][:2] == ["https://sahel-eco.example/?p=901", "echo:902"]
 
 
 async def test_redirect_is_followed_and_final_url_reported(feed_server: FeedServer) -> None:

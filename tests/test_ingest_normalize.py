@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from bot.ingest.normalize import (
+    GUID_LIMIT,
     UNTITLED,
     absolute_url,
     canonical_url,
     clean_text,
     labels,
     make_guid,
+    scope_guid,
     strip_wordpress_boilerplate,
     summary_text,
     title_text,
     to_utc,
     truncate,
 )
-from bot.ingest.sanitize import clean_html, html_to_text
+from bot.ingest.sanitize import clean_html, html_to_text, strip_unstorable
 
 
 # -- URLs ------------------------------------------------------------------------------------
@@ -55,12 +58,94 @@ def test_absolute_url_keeps_only_web_urls(url: str) -> None:
 
 
 def test_guid_prefers_the_feed_id_then_the_canonical_url_then_a_digest() -> None:
-    assert make_guid(" https://site.example/?p=12 ", "https://site.example/a") == "https://site.example/?p=12"
-    assert make_guid("", "https://site.example/a?utm_source=x#top") == "https://site.example/a"
-    assert make_guid(None, "https://site.example/a?fbclid=1") == make_guid(None, "https://site.example/a")
-    one = make_guid(None, None, title="Brève", summary="texte")
-    assert one.startswith("sha1:") and one == make_guid(None, None, title="Brève", summary="texte")
-    assert one != make_guid(None, None, title="Brève", summary="autre texte")
+    assert make_guid(" https://site.example/?p=12 ", "https://site.example/a", source_id="s") == \
+        "https://site.example/?p=12"
+    assert make_guid("", "https://site.example/a?utm_source=x#top", source_id="s") == "https://site.example/a"
+    assert make_guid(None, "https://site.example/a?fbclid=1", source_id="s") == \
+        make_guid(None, "https://site.example/a", source_id="s")
+    one = make_guid(None, None, source_id="s", title="Brève", summary="texte")
+    assert one.startswith("s:sha1:") and one == make_guid(None, None, source_id="s", title="Brève", summary="texte")
+    assert one != make_guid(None, None, source_id="s", title="Brève", summary="autre texte")
+    # the same text in another source is another article
+    assert one != make_guid(None, None, source_id="t", title="Brève", summary="texte")
+
+
+@pytest.mark.parametrize("guid", [
+    "https://echo-du-sahel.example/?p=123",
+    "HTTP://Echo-Du-Sahel.example/2026/11/a/",
+    "tag:radio-kayes.example,2026:infos/1204",
+    "TAG:radio-kayes.example,2026:x",
+    "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a",
+])
+def test_global_ids_are_the_same_whatever_the_source(guid: str) -> None:
+    assert scope_guid(guid, "principal") == guid == scope_guid(guid, "categorie-politique")
+    assert make_guid(f" {guid} ", None, source_id="principal") == guid
+
+
+@pytest.mark.parametrize("guid", [
+    "1", "g1", "902", "sha1:abc", "/?p=123", "?p=123", "//echo-du-sahel.example/?p=1", "https:/pas-d-hote",
+    "https://", "mailto:redaction@echo.example", "ftp://echo.example/a", "http://[::1", "urnx:1", "tagada",
+])
+def test_local_ids_are_scoped_by_their_source(guid: str) -> None:
+    assert scope_guid(guid, "echo") == f"echo:{guid}"
+    assert scope_guid(guid, "echo") != scope_guid(guid, "sahel-eco")
+    assert make_guid(guid, "https://echo.example/a", source_id="echo") == f"echo:{guid}"
+
+
+def test_huge_ids_become_a_digest_of_the_scoped_id() -> None:
+    local = "x" * 600
+    digest = scope_guid(local, "echo")
+    assert digest == "sha256:" + hashlib.sha256(f"echo:{local}".encode()).hexdigest()
+    assert digest != scope_guid(local, "sahel-eco")
+    assert len(digest) <= GUID_LIMIT
+    url = "https://echo.example/?session=" + "y" * 600
+    assert scope_guid(url, "echo") == scope_guid(url, "sahel-eco") == \
+        "sha256:" + hashlib.sha256(url.encode()).hexdigest()
+    at_limit = "z" * (GUID_LIMIT - len("echo:"))
+    assert scope_guid(at_limit, "echo") == f"echo:{at_limit}"  # exactly at the limit: kept
+    assert scope_guid(at_limit + "z", "echo").startswith("sha256:")
+    assert make_guid(local, None, source_id="echo") == digest
+
+
+# -- characters a database cannot store --------------------------------------------------------
+
+UNSTORABLE = [chr(c) for c in range(32) if chr(c) not in "\t\n"] + ["\ud800", "\udfff", "\udc80"]
+
+
+def assert_storable(text: str | None) -> None:
+    assert text is None or not any(ch in text for ch in UNSTORABLE), repr(text)
+    if text is not None:
+        text.encode("utf-8")  # what the database driver does; fails on a lone surrogate
+
+
+def test_strip_unstorable_keeps_tab_newline_and_every_real_character() -> None:
+    assert strip_unstorable("a\x00b\x01c\x1fd\x0be\x0cf\ud800g\udfffh") == "abcdefgh"
+    assert strip_unstorable("un\r\ndeux\rtrois\tquatre\ncinq") == "un\ndeux\ntrois\tquatre\ncinq"
+    french = "L’Écho « Kéniéba »\u00a0: 😀 ₣ \u202f—"
+    assert strip_unstorable(french) is french
+
+
+def test_control_characters_are_stripped_from_text_urls_and_ids() -> None:
+    dirty = "".join(UNSTORABLE).replace("\r", "")
+    assert clean_text(f"Bam{dirty}ako &#0;:&#x00;&#1; <b>nuit</b>") == "Bamako : nuit"
+    assert clean_text("Caf&amp;#0;&amp;#x1;é") == "Café"
+    assert clean_text("un\rdeux") == "un deux"  # a carriage return still separates words
+    assert summary_text(f"<p>R\x00é{dirty}sumé</p>") == "Résumé"
+    assert title_text("\x00\x01", "") == UNTITLED
+    assert labels([f"Pol\x00itique{dirty}", "\x00"]) == ("Politique",)
+    assert absolute_url("https://echo.example/a\x00b\x1f?x=1\ud800") == "https://echo.example/ab?x=1"
+    assert absolute_url("\x00/a\x00", "https://echo.example/feed/") == "https://echo.example/a"
+    assert canonical_url("https://echo.example/a\x00?utm_source=x\x00") == "https://echo.example/a"
+    assert make_guid("g\x001\ud800", None, source_id="s") == "s:g1"
+    assert make_guid("https://echo.example/?p=1\x00", None, source_id="s") == "https://echo.example/?p=1"
+    assert make_guid("\x00\x01", "https://echo.example/a", source_id="s") == "https://echo.example/a"
+    assert scope_guid("\x00tag:x\ud800", "s") == "tag:x"
+
+
+def test_clean_html_strips_control_characters_even_from_references() -> None:
+    out = clean_html("<p>a\x00b&#1;c&#0;d\x1fe\ud800f &amp;#2;</p>", "https://echo.example/")
+    assert_storable(out)
+    assert out == "<p>abcdef &amp;#2;</p>"
 
 
 # -- text ------------------------------------------------------------------------------------
@@ -137,6 +222,16 @@ def test_dates_become_aware_utc() -> None:
     assert to_utc("2026-11-28T09:30:00Z") == datetime(2026, 11, 28, 9, 30, tzinfo=timezone.utc)
     assert to_utc("2026-11-28T09:30:00").utcoffset() == timedelta(0)
     assert to_utc("le 28 novembre") is None and to_utc(None) is None and to_utc(42) is None
+
+
+@pytest.mark.parametrize("value", [
+    "9999-12-31T23:59:59-23:59",  # after the last instant a datetime can hold in UTC
+    "0001-01-01T00:00:00+23:59",  # before the first
+    datetime(9999, 12, 31, 23, 0, tzinfo=timezone(-timedelta(hours=5))),
+    time.struct_time((99999, 1, 1, 0, 0, 0, 0, 1, 0)),
+])
+def test_dates_that_cannot_be_expressed_in_utc_are_no_date(value: object) -> None:
+    assert to_utc(value) is None
 
 
 # -- HTML sanitising ---------------------------------------------------------------------------

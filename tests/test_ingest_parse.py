@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timezone
 from pathlib import Path
@@ -93,7 +94,7 @@ def test_entry_order_is_kept() -> None:
     items = "".join(f"<item><title>n{i}</title><guid isPermaLink='false'>g{i}</guid></item>" for i in range(5))
     out = parse_feed(f"<rss version='2.0'><channel>{items}</channel></rss>".encode(), source_id="s",
                      base_url="https://s.example/", now=NOW)
-    assert [a.guid for a in out] == ["g0", "g1", "g2", "g3", "g4"]
+    assert [a.guid for a in out] == ["s:g0", "s:g1", "s:g2", "s:g3", "s:g4"]
 
 
 def test_encoding_comes_from_the_http_content_type() -> None:
@@ -139,7 +140,7 @@ def test_json_feed_detected_by_content() -> None:
     assert '<img src="https://sahel-eco.example/img/brvm.png">' in bourse.content_html
     assert bourse.published_at == datetime(2026, 11, 29, 17, 0, tzinfo=timezone.utc)
 
-    assert riz.guid == "902"
+    assert riz.guid == "test:902"  # a local id, scoped by its source
     assert riz.url == "https://sahel-eco.example/2026/11/28/riz-importe/"  # relative, against feed_url
     assert riz.content_html == ("<p>Le gouvernement suspend les droits de douane sur le riz importé.</p>"
                                 "<p>La mesure court jusqu’en mars.</p>")
@@ -169,6 +170,133 @@ def test_json_feed_detected_by_content_type_and_version_1_0() -> None:
 def test_bad_json_is_a_source_error(body: bytes, reason: str) -> None:
     with pytest.raises(SourceError, match=reason):
         parse_feed(body, source_id="s", base_url="https://s.example/", now=NOW, content_type="application/json")
+
+
+# -- ids across sources -------------------------------------------------------------------------
+
+def json_feed(*items: dict, **top: object) -> bytes:
+    return json.dumps({"version": "https://jsonfeed.org/version/1.1", "title": "t", **top,
+                       "items": list(items)}).encode()
+
+
+def test_local_ids_from_two_sources_do_not_collide() -> None:
+    body = json_feed({"id": "1", "url": "https://a.example/1", "title": "Un"})
+    (a,) = parse_feed(body, source_id="echo", base_url="https://echo.example/feed.json", now=NOW)
+    (b,) = parse_feed(body, source_id="sahel-eco", base_url="https://sahel-eco.example/feed.json", now=NOW)
+    assert a.guid == "echo:1" and b.guid == "sahel-eco:1"
+    (n,) = parse_feed(json_feed({"id": 1, "title": "Un"}), source_id="echo", base_url="https://e.example/", now=NOW)
+    assert n.guid == "echo:1"  # a number id is the same id as the string
+
+    rss = b"""<rss version="2.0"><channel><link>https://s.example/</link>
+      <item><title>Un</title><guid isPermaLink="false">g1</guid></item></channel></rss>"""
+    (c,) = parse_feed(rss, source_id="echo", base_url="https://s.example/feed/", now=NOW)
+    (d,) = parse_feed(rss, source_id="kayes", base_url="https://s.example/feed/", now=NOW)
+    assert (c.guid, d.guid) == ("echo:g1", "kayes:g1")
+
+
+def test_the_same_wordpress_article_in_two_feeds_has_one_guid() -> None:
+    """The main feed and a category feed list the same post: it must be stored and sent once."""
+    rss = b"""<rss version="2.0"><channel><link>https://echo.example</link><item><title>Budget</title>
+      <link>https://echo.example/2026/11/budget/</link>
+      <guid isPermaLink="false">https://echo.example/?p=123</guid></item></channel></rss>"""
+    (main,) = parse_feed(rss, source_id="echo", base_url="https://echo.example/feed/", now=NOW)
+    (cat,) = parse_feed(rss, source_id="echo-politique", base_url="https://echo.example/category/politique/feed/",
+                        now=NOW)
+    (js,) = parse_feed(json_feed({"id": "https://echo.example/?p=123", "title": "Budget"}), source_id="echo-json",
+                       base_url="https://echo.example/feed.json", now=NOW)
+    assert main.guid == cat.guid == js.guid == "https://echo.example/?p=123"
+    tag = b"""<feed xmlns="http://www.w3.org/2005/Atom"><entry><id>tag:echo.example,2026:123</id>
+      <title>T</title></entry><entry><id>urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a</id><title>U</title></entry></feed>"""
+    assert [a.guid for a in parse_feed(tag, source_id="x", base_url="https://echo.example/atom", now=NOW)] == \
+        [a.guid for a in parse_feed(tag, source_id="y", base_url="https://echo.example/atom", now=NOW)] == \
+        ["tag:echo.example,2026:123", "urn:uuid:1225c695-cfb8-4ebb-aaaa-80da344efa6a"]
+
+
+def test_a_bare_guid_is_scoped_not_resolved_against_the_feed_url() -> None:
+    """feedparser treats a guid without isPermaLink="false" (and an Atom id) as a link and
+    resolves it against the feed URL; a bare "1" must stay a local id, and no article URL."""
+    rss = b"""<rss version="2.0"><channel><link>https://s.example/</link>
+      <item><title>Un</title><guid>1</guid></item>
+      <item><title>Deux</title><guid>2</guid><link>https://s.example/deux</link></item>
+      <item><title>Trois</title><guid>/?p=3</guid></item>
+      <item><title>Quatre</title><guid>https://s.example/?p=4</guid></item></channel></rss>"""
+    un, deux, trois, quatre = parse_feed(rss, source_id="echo", base_url="https://s.example/feed/", now=NOW)
+    assert un.guid == "echo:1" and un.url == "https://s.example/"  # the site, not https://s.example/feed/1
+    assert deux.guid == "echo:2" and deux.url == "https://s.example/deux"
+    assert trois.guid == "echo:/?p=3" and trois.url == "https://s.example/?p=3"  # a root path is a link
+    assert quatre.guid == "https://s.example/?p=4" and quatre.url == "https://s.example/?p=4"
+    atom = b"""<feed xmlns="http://www.w3.org/2005/Atom" xml:base="https://s.example/base/"><entry><id>7</id>
+      <title>Sept</title><link href="sept.html"/></entry></feed>"""
+    (sept,) = parse_feed(atom, source_id="kayes", base_url="https://s.example/atom.xml", now=NOW)
+    assert sept.guid == "kayes:7" and sept.url == "https://s.example/base/sept.html"
+
+
+def test_huge_ids_become_a_digest() -> None:
+    huge = "x" * 2000
+    (a,) = parse_feed(json_feed({"id": huge, "title": "Un"}), source_id="echo", base_url="https://e.example/", now=NOW)
+    (b,) = parse_feed(json_feed({"id": huge, "title": "Un"}), source_id="kayes", base_url="https://e.example/", now=NOW)
+    assert a.guid.startswith("sha256:") and len(a.guid) == 71 and a.guid != b.guid
+    rss = f"<rss version='2.0'><channel><item><title>Un</title><guid isPermaLink='false'>{huge}</guid></item>" \
+          "</channel></rss>"
+    (c,) = parse_feed(rss.encode(), source_id="echo", base_url="https://e.example/", now=NOW)
+    assert c.guid == a.guid
+
+
+# -- characters a database cannot store ------------------------------------------------------------
+
+BAD = [chr(c) for c in range(32) if chr(c) not in "\t\n"] + [chr(c) for c in range(0xD800, 0xE000)]
+
+
+def assert_storable(article) -> None:
+    for f in dataclasses.fields(article):
+        value = getattr(article, f.name)
+        for text in value if isinstance(value, tuple) else (value,):
+            if isinstance(text, str):
+                assert not any(ch in text for ch in BAD), (f.name, text)
+                text.encode("utf-8")
+
+
+def test_nul_and_control_characters_in_json_are_stripped_everywhere() -> None:
+    dirty = "\u0000\u0001\u001f\u000b\udfff\ud800"  # low before high: two lone surrogates, not a pair
+    item = {"id": f"g{dirty}1", "url": f"https://e.example/a{dirty}b", "title": f"Ti{dirty}tre",
+            "summary": f"Ré{dirty}sumé", "content_html": f"<p>Te{dirty}xte &#0; &#1;</p>",
+            "image": f"https://e.example/i{dirty}.jpg", "tags": [f"Poli{dirty}tique", dirty],
+            "authors": [{"name": f"Awa{dirty} Sangaré"}], "date_published": f"2026-11-28T09:30:00Z{dirty}"}
+    body = json_feed(item)  # json.dumps writes the controls and surrogates as \\u escapes
+    assert b"\\u0000" in body and b"\\udfff\\ud800" in body
+    (a,) = parse_feed(body, source_id="s", base_url="https://e.example/", now=NOW)
+    assert_storable(a)
+    assert (a.guid, a.url, a.title, a.summary) == ("s:g1", "https://e.example/ab", "Titre", "Résumé")
+    assert a.content_html == "<p>Texte  </p>" and a.image_url == "https://e.example/i.jpg"
+    assert a.categories == ("Politique",) and a.author == "Awa Sangaré"
+
+
+def test_nul_and_control_characters_in_rss_are_stripped_everywhere() -> None:
+    for nul in ("&#0;", "&#x0;", "\x00", "&#1;", "\x1f", "&#xD800;", "&#55296;", "&#x110000;", "&#99999999999;"):
+        rss = f"""<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel>
+          <link>https://s.example/</link><item><title>Ti{nul}tre</title><author>Awa{nul} S</author>
+          <link>https://s.example/a{nul}b</link><guid isPermaLink="false">g{nul}1</guid>
+          <category>Poli{nul}tique</category><description>R&#233;{nul}sum&#233; &amp;#0;</description>
+          <media:content url="https://s.example/i{nul}.jpg" medium="image"/></item></channel></rss>"""
+        (a,) = parse_feed(rss.encode("utf-8", "surrogatepass"), source_id="s", base_url="https://s.example/f",
+                          now=NOW)
+        assert_storable(a)
+        assert (a.guid, a.url, a.title, a.author, a.categories) == \
+            ("s:g1", "https://s.example/ab", "Titre", "Awa S", ("Politique",)), nul
+        assert a.summary == "Résumé", nul
+        # feedparser leaves references in attributes as written: harmless text, but a raw one goes
+        assert a.image_url in ("https://s.example/i.jpg", f"https://s.example/i{nul}.jpg"), nul
+
+
+def test_out_of_range_date_falls_back_to_now_instead_of_dropping_the_entry() -> None:
+    body = json_feed({"id": "1", "title": "Fin des temps", "date_published": "9999-12-31T23:59:59-23:59"},
+                     {"id": "2", "title": "Avant tout", "date_published": "0001-01-01T00:00:00+23:59"},
+                     {"id": "3", "title": "Normal", "date_published": "2026-11-28T09:30:00+01:00"})
+    parsed = read_feed(body, source_id="s", base_url="https://e.example/", now=NOW)
+    assert parsed.skipped == 0
+    end, start, normal = parsed.articles
+    assert end.published_at == NOW and start.published_at == NOW
+    assert normal.published_at == datetime(2026, 11, 28, 8, 30, tzinfo=timezone.utc)
 
 
 # -- not feeds -----------------------------------------------------------------------------------

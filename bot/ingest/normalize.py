@@ -15,11 +15,14 @@ from datetime import datetime, timezone
 from typing import Iterable
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from .sanitize import html_to_text
+from .sanitize import drop_nul_refs, html_to_text, strip_unstorable
 
 UNTITLED = "(sans titre)"
 SUMMARY_LIMIT = 600
 ELLIPSIS = "…"
+# Longer ids are replaced by a digest: a few feeds put a whole URL with a session token, or
+# worse, the article text, in their guid, and the store's guid column is bounded.
+GUID_LIMIT = 512
 
 # Query parameters that only tell analytics where a click came from. Two URLs that differ
 # only by these are the same article, so they must give the same guid.
@@ -54,7 +57,7 @@ def absolute_url(url: str | None, base: str | None = None) -> str | None:
     """``url`` resolved against ``base``, or None unless the result is an http(s) URL."""
     if not url or not isinstance(url, str):
         return None
-    url = url.strip()
+    url = strip_unstorable(url).strip()
     if not url:
         return None
     try:
@@ -76,7 +79,7 @@ def _is_tracking(name: str) -> bool:
 def canonical_url(url: str, base: str | None = None) -> str:
     """The URL an article is known by: absolute, tracking parameters removed, no fragment,
     scheme and host lower-cased (paths and other parameters are case-sensitive and kept)."""
-    resolved = absolute_url(url, base) or url.strip()
+    resolved = absolute_url(url, base) or strip_unstorable(url).strip()
     try:
         parts = urlsplit(resolved)
     except ValueError:
@@ -89,15 +92,49 @@ def canonical_url(url: str, base: str | None = None) -> str:
     return urlunsplit((scheme, netloc, parts.path or ("/" if netloc else ""), urlencode(query), ""))
 
 
-def make_guid(entry_id: str | None, url: str | None, *, title: str = "", summary: str = "") -> str:
+def make_guid(entry_id: str | None, url: str | None, *, source_id: str, title: str = "",
+              summary: str = "") -> str:
     """The feed's own id when it has one, else the canonical URL, else a digest of the text
-    (for the rare item with neither, so re-reading the same feed still deduplicates)."""
-    if entry_id and entry_id.strip():
-        return entry_id.strip()
-    if url:
-        return canonical_url(url)
-    digest = hashlib.sha1(f"{title}\n{summary}".encode("utf-8")).hexdigest()
-    return f"sha1:{digest}"
+    (for the rare item with neither, so re-reading the same feed still deduplicates), made
+    unique across sources by :func:`scope_guid`."""
+    entry_id = strip_unstorable(entry_id).strip() if entry_id else ""
+    if entry_id:
+        guid = entry_id
+    elif url:
+        guid = canonical_url(url)
+    else:
+        guid = "sha1:" + hashlib.sha1(f"{title}\n{summary}".encode("utf-8")).hexdigest()
+    return scope_guid(guid, source_id)
+
+
+def is_global_id(guid: str) -> bool:
+    """True for ids that name one thing worldwide: an absolute http(s) URL, a ``tag:`` or a
+    ``urn:`` URI. Anything else ("1", "g42", a digest) only means something within its feed."""
+    low = guid[:6].lower()
+    if low.startswith(("tag:", "urn:")):
+        return True
+    try:
+        parts = urlsplit(guid)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in _WEB and bool(parts.netloc)
+
+
+def scope_guid(guid: str, source_id: str) -> str:
+    """The store's deduplication key for ``guid`` read from source ``source_id``.
+
+    The store deduplicates on guid across all sources, on purpose: a WordPress article in
+    the main feed and in a category feed has the same ``https://site/?p=123`` guid and must
+    be sent once. Local ids such as JSON Feed's ``"id": "1"`` would collide between two
+    sites, so they are prefixed with the source id; global ids are kept as they are. An id
+    over ``GUID_LIMIT`` characters becomes a SHA-256 of the (scoped) id.
+    """
+    guid = strip_unstorable(guid)
+    if not is_global_id(guid):
+        guid = f"{source_id}:{guid}"
+    if len(guid) > GUID_LIMIT:
+        guid = "sha256:" + hashlib.sha256(guid.encode("utf-8")).hexdigest()
+    return guid
 
 
 # -- text -----------------------------------------------------------------------------
@@ -111,7 +148,7 @@ def decode_leftover_entities(text: str, rounds: int = 2) -> str:
     for _ in range(rounds):
         if not _ENTITY.search(text):
             break
-        decoded = html.unescape(text)
+        decoded = html.unescape(drop_nul_refs(text))
         if decoded == text:
             break
         text = decoded
@@ -133,10 +170,10 @@ def clean_text(fragment: str | None) -> str:
     """
     if not fragment:
         return ""
-    text = decode_leftover_entities(html_to_text(fragment))
+    text = decode_leftover_entities(html_to_text(strip_unstorable(fragment)))
     if _TAG.search(text):
         text = html_to_text(html.escape(text, quote=False).replace("&lt;", "<").replace("&gt;", ">"))
-    return collapse(text)
+    return collapse(strip_unstorable(text))
 
 
 def strip_wordpress_boilerplate(text: str) -> str:
@@ -193,7 +230,12 @@ def labels(values: Iterable[str | None]) -> tuple[str, ...]:
 # -- dates ----------------------------------------------------------------------------
 
 def to_utc(value: object) -> datetime | None:
-    """A feed date (feedparser's UTC struct_time, an RFC 3339 string, a datetime) → aware UTC."""
+    """A feed date (feedparser's UTC struct_time, an RFC 3339 string, a datetime) → aware UTC.
+
+    None when the value is not a date, or is one that cannot be expressed in UTC (such as
+    ``9999-12-31T23:59:59-23:59``, past the last representable instant): the caller then
+    falls back to the time the entry was first seen rather than losing the entry.
+    """
     if value is None or value == "":
         return None
     try:
@@ -208,8 +250,8 @@ def to_utc(value: object) -> datetime | None:
             dt = datetime.fromisoformat(text)
         else:
             return None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return dt.astimezone(timezone.utc)
     except (ValueError, OverflowError, OSError):
         return None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)

@@ -18,6 +18,7 @@ from typing import Any, Iterable
 from urllib.parse import urlsplit
 
 import feedparser
+import feedparser.mixin
 
 from ..errors import SourceError
 from ..models import Article
@@ -38,6 +39,20 @@ JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/1(\.\d+)?/?$")
 _IMAGE_EXT = re.compile(r"\.(jpe?g|png|gif|webp|avif)(\?|$)", re.I)
 _BLOCK_START = re.compile(r"<(p|ul|ol|h[2-4]|blockquote|figure)\b", re.I)
 _FIRST_IMG = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]+)\"", re.I)
+# A numeric character reference in the feed's bytes. feedparser's fallback parser crashes on
+# one that names no character (a lone surrogate such as &#xD800;, or past U+10FFFF), which
+# would lose the whole feed for one stray reference, so those are removed before parsing.
+_CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+
+# feedparser resolves an entry's id against the feed URL as if it were a link, so a bare
+# <guid>1</guid> comes back as https://site/feed/1 and can no longer be told from a real URL:
+# two sites' "1" would then collide, or pass for a global id. Ids are names, not links, and
+# are read as written (links, images and content are still resolved). feedparser has no
+# option for this; its class-level table of elements to resolve is private, so the change is
+# guarded, and the tests on bare guids fail if a feedparser upgrade moves the table.
+_FP_MIXIN = getattr(feedparser.mixin, "_FeedParserMixin", None)
+if _FP_MIXIN is not None and "id" in getattr(_FP_MIXIN, "can_be_relative_uri", ()):
+    _FP_MIXIN.can_be_relative_uri = set(_FP_MIXIN.can_be_relative_uri) - {"id"}
 
 # feedparser sets bozo for these even though it read the feed fine (a charset that
 # disagrees with the XML prolog, a text/plain Content-Type…); they are not failures.
@@ -190,6 +205,7 @@ def _read_xml_feed(data: bytes, *, source_id: str, base_url: str, now: datetime,
     web_base = _web_base(base_url)
     if web_base:
         headers["content-location"] = web_base
+    data = _drop_impossible_char_refs(data)
     try:
         parsed = feedparser.parse(data, response_headers=headers)
     except Exception as exc:  # noqa: BLE001 - feedparser should never raise, but a bug must not escape
@@ -215,6 +231,19 @@ def _read_xml_feed(data: bytes, *, source_id: str, base_url: str, now: datetime,
     articles, skipped = _build_all(raws, source_id=source_id, base=base, feed_link=feed_link, now=now)
     return ParsedFeed(format=version, title=title_text(feed.get("title"), "") if feed.get("title") else "",
                       link=feed_link, articles=articles, skipped=skipped + len(entries) - len(raws))
+
+
+def _drop_impossible_char_refs(data: bytes) -> bytes:
+    """``data`` without character references to code points that are not characters."""
+
+    def keep_or_drop(m: re.Match[bytes]) -> bytes:
+        digits = m.group(1) or m.group(2)
+        if len(digits) > 8:
+            return b""
+        code = int(digits, 16) if m.group(1) else int(digits)
+        return b"" if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF else m.group(0)
+
+    return _CHAR_REF.sub(keep_or_drop, data)
 
 
 def _describe(exc: BaseException) -> str:
@@ -244,9 +273,15 @@ def _raw_from_feedparser(entry: Any) -> RawEntry:
         # the same HTML-to-text path the HTML titles take.
         title = escape(title, quote=False)
     categories = [t.get("label") or t.get("term") for t in entry.get("tags") or [] if isinstance(t, dict)]
+    entry_id = entry.get("id") or None
+    link = entry.get("link") or None
+    if link and link == entry_id and entry.get("guidislink") and not _looks_like_link(link):
+        # An RSS guid without isPermaLink="false" stands in for a missing <link>; when it is
+        # a bare name such as "1" it is no address at all, so the article has no own URL.
+        link = None
     return RawEntry(
-        entry_id=entry.get("id") or None,
-        link=entry.get("link") or None,
+        entry_id=entry_id,
+        link=link,
         title=title or None,
         summary_html=summary_html,
         content_html=content_html,
@@ -256,6 +291,12 @@ def _raw_from_feedparser(entry: Any) -> RawEntry:
         categories=tuple(c for c in categories if isinstance(c, str)),
         images=tuple(_feedparser_images(entry)),
     )
+
+
+def _looks_like_link(value: str) -> bool:
+    """An absolute web URL, or a path from the site's root."""
+    value = value.strip()
+    return value.startswith("/") or absolute_url(value) is not None
 
 
 def _feedparser_content(entry: Any) -> str | None:
@@ -358,7 +399,7 @@ def build_article(raw: RawEntry, *, source_id: str, base: str | None, feed_link:
     author = clean_text(raw.author) if raw.author else None
     return Article(
         source_id=source_id,
-        guid=make_guid(entry_id, url, title=title, summary=summary),
+        guid=make_guid(entry_id, url, source_id=source_id, title=title, summary=summary),
         url=url or absolute_url(feed_link, base) or (base or ""),
         title=title,
         published_at=published,

@@ -29,6 +29,32 @@ DROPPED_WITH_CONTENT: frozenset[str] = frozenset({"script", "style", "iframe", "
                                                   "template", "svg", "math", "form", "select", "textarea"})
 URL_SCHEMES: frozenset[str] = frozenset({"http", "https", "mailto"})
 
+# C0 control characters other than tab and newline, and lone UTF-16 surrogates (which JSON's
+# "\ud800" or a broken decoder can produce): PostgreSQL refuses NUL in text and cannot encode
+# a surrogate, so one such character would lose the whole insert; none means anything to a reader.
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b-\x1f\ud800-\udfff]")
+
+
+def strip_unstorable(text: str) -> str:
+    """``text`` without the characters a database cannot store (see ``_UNSTORABLE``).
+
+    A carriage return becomes a newline rather than vanishing, so old Mac line endings
+    still separate lines.
+    """
+    if not _UNSTORABLE.search(text):
+        return text
+    return _UNSTORABLE.sub(lambda m: "\n" if m.group() == "\r" else "", text.replace("\r\n", "\n"))
+
+
+# A reference to NUL (&#0;, &#x00;) in HTML: HTML5 turns it into U+FFFD, a '�' in a title.
+# It never stands for anything, so it is dropped before parsing.
+_NUL_REF = re.compile(r"&#(?:0+|[xX]0+);")
+
+
+def drop_nul_refs(fragment: str) -> str:
+    return _NUL_REF.sub("", fragment) if "&#" in fragment else fragment
+
+
 _EMPTY_LINK = re.compile(r"<a rel=\"noopener\">(.*?)</a>", re.S)
 _IMG_WITHOUT_SRC = re.compile(r"<img(?![^>]*\bsrc=)[^>]*>")
 
@@ -57,6 +83,7 @@ def clean_html(fragment: str, base_url: str | None = None) -> str:
     """
     if not fragment or not fragment.strip():
         return ""
+    fragment = drop_nul_refs(strip_unstorable(fragment))
     cleaned = nh3.clean(
         fragment,
         tags=set(ALLOWED_TAGS),
@@ -69,7 +96,8 @@ def clean_html(fragment: str, base_url: str | None = None) -> str:
     )
     cleaned = _EMPTY_LINK.sub(r"\1", cleaned)
     cleaned = _IMG_WITHOUT_SRC.sub("", cleaned)
-    return cleaned.strip()
+    # nh3 re-serialises character references such as &#1; as the raw character.
+    return strip_unstorable(cleaned).strip()
 
 
 _BLOCK = frozenset({
@@ -117,6 +145,7 @@ def html_to_text(fragment: str) -> str:
     """
     if not fragment:
         return ""
+    fragment = drop_nul_refs(fragment)
     parser = _TextExtractor()
     try:
         parser.feed(fragment)
