@@ -11,8 +11,10 @@ from typing import Mapping
 class Article:
     """One article, normalised from any kind of feed.
 
-    ``guid`` is the stable id used to deduplicate: the feed's guid/id, else the canonical
-    URL with tracking parameters removed. ``published_at`` is always timezone-aware (UTC);
+    ``guid`` is the stable id used to deduplicate: the feed's guid/id when it is globally
+    unique by nature (an absolute URL, ``tag:`` or ``urn:``), else that id scoped by the
+    source (``"echo:1"``); with no id, the canonical URL with tracking parameters removed.
+    The same WordPress article in two feeds of one site is therefore stored once. ``published_at`` is always timezone-aware (UTC);
     when the feed gives no date it is the time the article was first seen.
     """
 

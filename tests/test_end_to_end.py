@@ -28,7 +28,16 @@ from tests.fakes.x_api import FakeXApi
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
 
-FEED = (ROOT / "config" / "demo" / "feed.xml").read_bytes()
+def _doubled(feed: bytes) -> bytes:
+    """The demo feed with every item twice (the copy under other ids and links), so the
+    evening digest is long enough that Telegram needs more than one message."""
+    head, rest = feed.split(b"<item>", 1)
+    items_part, tail = (b"<item>" + rest).rsplit(b"</item>", 1)
+    copy = items_part.replace(b"?p=", b"?p=9").replace(b"/2026/11/", b"/2026/11/suite-")
+    return head + items_part + b"</item>" + copy + b"</item>" + tail
+
+
+FEED = _doubled((ROOT / "config" / "demo" / "feed.xml").read_bytes())
 N_ARTICLES = FEED.count(b"<item>")
 N_ANNONCES = FEED.count(b"<category><![CDATA[Annonces]]></category>")
 SUBSCRIBERS = ["aminata@example.org", "moussa@example.org", "fatou@example.org"]
@@ -44,6 +53,7 @@ id = "newsletter"
 type = "email"
 schedule = {{ cron = "0 7 * * *" }}
 lookback = "3650d"
+max_articles = 40
 unsubscribe_url = "https://echo.example/desabonnement?jeton={{token}}"
 [channels.transport]
 type = "smtp"
@@ -61,6 +71,7 @@ type = "telegram"
 mode = "digest"
 schedule = {{ cron = "0 18 * * *" }}
 lookback = "3650d"
+max_articles = 40
 transport = {{ type = "telegram", chat_id = "@tamtam_test", token_env = "TT_TELEGRAM_TOKEN", base_url = "{bot.base_url}", base_file_url = "{bot.base_file_url}" }}
 ''',
         "tg-articles": f'''
@@ -70,6 +81,7 @@ type = "telegram"
 mode = "article"
 schedule = {{ every = "10m" }}
 lookback = "3650d"
+max_articles = 40
 transport = {{ type = "telegram", chat_id = "-1001234567890", token_env = "TT_TELEGRAM_TOKEN", base_url = "{bot.base_url}", base_file_url = "{bot.base_file_url}" }}
 ''',
         "x": f'''
@@ -79,6 +91,7 @@ type = "x"
 mode = "article"
 schedule = {{ every = "30m" }}
 lookback = "3650d"
+max_articles = 40
 exclude_categories = ["Annonces"]
 transport = {{ type = "x", api_base_url = "{x.base_url}", consumer_key_env = "TT_X_CK", consumer_secret_env = "TT_X_CS", access_token_env = "TT_X_AT", access_token_secret_env = "TT_X_ATS" }}
 ''',
