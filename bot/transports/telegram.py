@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import warnings
 from datetime import timedelta
-from html.parser import HTMLParser
 from typing import Any, ClassVar
 
 import httpx
@@ -42,6 +41,7 @@ from telegram.warnings import PTBDeprecationWarning
 from ..config import parse_duration, secret
 from ..errors import ConfigError, DeliveryError, PermanentError, TransientError, UncertainDelivery
 from ..models import Message, Receipt
+from ..render.telegram import visible_length
 from .base import Transport
 
 log = logging.getLogger(__name__)
@@ -59,22 +59,9 @@ _PHOTO_FETCH_ERRORS = (
 )
 
 
-class _TextCollector(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-
-    def handle_data(self, data: str) -> None:
-        self.parts.append(data)
-
-
-def telegram_length(html: str) -> int:
-    """The length Telegram checks against its limits: the text left once tags are removed
-    and entities decoded, in UTF-16 code units (an emoji outside the BMP counts 2)."""
-    collector = _TextCollector()
-    collector.feed(html)
-    collector.close()
-    return len("".join(collector.parts).encode("utf-16-le")) // 2
+# The length Telegram checks (visible text, UTF-16 units): the renderer fits posts with the
+# same function, so what it makes always passes this check.
+telegram_length = visible_length
 
 
 def _seconds(value: int | float | timedelta) -> float:
