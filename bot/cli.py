@@ -16,9 +16,9 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .config import Config, find_config, load_config, required_secrets
 from sqlalchemy.exc import SQLAlchemyError
 
+from .config import Config, find_config, load_config, required_secrets
 from .errors import ConfigError, TamtamError, TemplateError
 
 log = logging.getLogger("tamtam")
@@ -332,14 +332,10 @@ def cmd_preview(config: Config, args: argparse.Namespace) -> int:
 
     channel = config.channel(args.channel)
     store = Store(config.database_url)
-    from .editions import preview_edition
-
-    with store.engine.connect() as conn:
-        waiting = len(preview_edition(conn, channel, _utcnow()).articles)
-        conn.rollback()
-    edition, items = preview(config, Renderer(config), store, channel, now=_utcnow(), sample=args.sample)
-    if args.sample or not waiting:
-        print("no new articles are waiting: the preview uses the sample articles" if not waiting
+    result = preview(config, Renderer(config), store, channel, now=_utcnow(), sample=args.sample)
+    edition, items = result.edition, result.items
+    if result.sample:
+        print("no new articles are waiting: the preview uses the sample articles" if not result.waiting
               else "the preview uses the sample articles")
     out = Path(args.out) if args.out else config.resolve("var/preview")
     try:

@@ -114,8 +114,16 @@ def publish(config: Config, renderer: Renderer, store: Store, channel: Channel, 
     return PublishResult(channel.id, edition.id, len(edition.articles), len(rows), note)
 
 
+@dataclass(frozen=True)
+class Preview:
+    edition: Edition
+    items: list  # (EmailDigest, EmailEnvelope) for email, TelegramPost or str otherwise
+    waiting: int  # articles the channel would send now
+    sample: bool  # True when the shipped sample articles stood in
+
+
 def preview(config: Config, renderer: Renderer, store: Store, channel: Channel, *, now: datetime,
-            sample: bool = False) -> tuple[Edition, list]:
+            sample: bool = False) -> Preview:
     """Render the next edition without recording anything: the transaction is rolled back.
 
     With ``sample`` (or when nothing is waiting) the shipped sample articles stand in, so an
@@ -127,7 +135,9 @@ def preview(config: Config, renderer: Renderer, store: Store, channel: Channel, 
     trans = conn.begin()
     try:
         edition = editions.preview_edition(conn, channel, now)
-        if sample or not edition.articles:
+        waiting = len(edition.articles)
+        sample = sample or not waiting
+        if sample:
             edition = sample_edition(channel, config, now)
         edition = Edition(edition.channel_id, edition.articles, edition.created_at, id=0)
         if channel.type == "email":
@@ -136,10 +146,12 @@ def preview(config: Config, renderer: Renderer, store: Store, channel: Channel, 
             sub = subs[0] if subs else None
             recipient = Recipient(sub.email, sub.name, unsubscribe_url(channel, sub.token, sub.email)) if sub else \
                 Recipient("lecteur@example.org", "Aminata", unsubscribe_url(channel, "exemple", "lecteur@example.org"))
-            return edition, [(digest, renderer.email_envelope(channel, digest, recipient))]
-        if channel.type == "telegram":
-            return edition, list(renderer.telegram_posts(channel, edition))
-        return edition, list(renderer.x_posts(channel, edition))
+            items: list = [(digest, renderer.email_envelope(channel, digest, recipient))]
+        elif channel.type == "telegram":
+            items = list(renderer.telegram_posts(channel, edition))
+        else:
+            items = list(renderer.x_posts(channel, edition))
+        return Preview(edition, items, waiting, sample)
     finally:
         trans.rollback()
         conn.close()

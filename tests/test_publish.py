@@ -115,11 +115,13 @@ def test_preview_renders_waiting_articles_and_records_nothing(tmp_path, store, d
     cfg = make_config(tmp_path, db_url)
     store.upsert_articles(articles(2), now=NOW)
     store.add_subscriber("news", "awa@example.org", "Awa", now=NOW)
-    edition, items = preview(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW)
+    result = preview(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW)
+    edition, items = result.edition, result.items
+    assert result.waiting == 2 and not result.sample
     assert [a.guid for a in edition.articles] == ["g0", "g1"]
     digest, envelope = items[0]
     assert isinstance(digest, EmailDigest) and "Titre « 1 » &amp; co" in digest.html
     assert "Awa" in envelope.html_head + envelope.html_tail
     assert count(store, t.editions) == 0 and count(store, t.outbox) == 0 and count(store, t.channels) == 0
-    sample, _ = preview(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW, sample=True)
+    sample = preview(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW, sample=True).edition
     assert sample.articles and {a.guid for a in sample.articles}.isdisjoint({"g0", "g1"})
