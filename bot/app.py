@@ -1,4 +1,4 @@
-"""The running application: config, store, renderer and dispatcher wired together, and
+"""The running application: config, store, channels and dispatcher wired together, and
 the job bodies the CLI and the scheduler call. Every job takes ``now`` (time is a
 parameter) and never raises for one bad source or channel: it logs, reports and goes on.
 """
@@ -7,43 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable
 
-from .config import Channel, Config, Source
+from .channels.registry import Channels
+from .config import Config, Source
+from .dispatch import Dispatcher, DispatchReport, recover
 from .errors import SourceError, TamtamError
-from .outbox import Dispatcher, DispatchReport, recover
+from .ingest import fetch_source
 from .publish import PublishResult, publish
-from .render import Renderer
+from .report import PollResult, RunReport
+from .settings import ChannelSettings
 from .store import Store, UpsertResult
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class PollResult:
-    source_id: str
-    ok: bool
-    new: int = 0
-    updated: int = 0
-    not_modified: bool = False
-    error: str | None = None
-    rejected: int = 0
-
-
-@dataclass
-class RunReport:
-    polls: list[PollResult] = field(default_factory=list)
-    editions: list[PublishResult] = field(default_factory=list)
-    edition_errors: list[tuple[str, str]] = field(default_factory=list)
-    dispatch: DispatchReport = field(default_factory=DispatchReport)
-    recovered: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return (all(p.ok for p in self.polls) and not self.edition_errors and self.dispatch.ok
-                and not self.recovered.get("unknown"))
 
 
 def utcnow() -> datetime:
@@ -56,8 +33,8 @@ class App:
         self.config = config
         self.clock = clock
         self.store = store or Store(config.database_url)
-        self.renderer = Renderer(config)
-        self.dispatcher = dispatcher or Dispatcher(config, self.store, clock=clock)
+        self.channels = Channels(config)
+        self.dispatcher = dispatcher or Dispatcher(config, self.store, self.channels, clock=clock)
 
     async def aclose(self) -> None:
         await self.dispatcher.aclose()
@@ -65,25 +42,24 @@ class App:
     # -- jobs -------------------------------------------------------------------------
     async def poll(self, source: Source, now: datetime | None = None) -> PollResult:
         """Fetch one source and store what is new. A failure is logged and remembered, never raised."""
-        from .ingest import fetch_source
-
         now = now or self.clock()
-        state = self.store.source_state(source.id)
+        articles = self.store.articles
+        state = articles.source_state(source.id)
         try:
             result = await fetch_source(source, etag=state.etag, last_modified=state.last_modified, now=now,
                                         base_dir=self.config.resolve("."))
         except SourceError as exc:
-            self.store.record_poll(source.id, now=now, error=str(exc))
+            articles.record_poll(source.id, now=now, error=str(exc))
             log.error("%s (retried at its next poll)", exc)
             return PollResult(source.id, ok=False, error=str(exc))
         except Exception as exc:  # a bug must not stop the other sources
             log.exception("source %s: unexpected error", source.id)
-            self.store.record_poll(source.id, now=now, error=repr(exc))
+            articles.record_poll(source.id, now=now, error=repr(exc))
             return PollResult(source.id, ok=False, error=repr(exc))
         counts = UpsertResult()
         if not result.not_modified:
-            counts = self.store.upsert_articles(result.articles, now=now)
-        self.store.record_poll(source.id, now=now, etag=result.etag, last_modified=result.last_modified)
+            counts = articles.upsert(result.articles, now=now)
+        articles.record_poll(source.id, now=now, etag=result.etag, last_modified=result.last_modified)
         log.info("source %s: %d new, %d updated%s", source.id, counts.new, counts.updated,
                  " (not modified)" if result.not_modified else "")
         return PollResult(source.id, True, counts.new, counts.updated, result.not_modified, rejected=counts.rejected)
@@ -92,9 +68,9 @@ class App:
         now = now or self.clock()
         return list(await asyncio.gather(*(self.poll(s, now) for s in self.config.sources)))
 
-    def publish(self, channel: Channel, now: datetime | None = None) -> PublishResult:
+    def publish(self, channel: ChannelSettings, now: datetime | None = None) -> PublishResult:
         """Build and queue the channel's next edition. Raises TemplateError (nothing recorded)."""
-        return publish(self.config, self.renderer, self.store, channel, now=now or self.clock())
+        return publish(self.channels, self.store, channel, now=now or self.clock())
 
     def publish_all(self, now: datetime | None = None, report: RunReport | None = None) -> RunReport:
         report = report or RunReport()
@@ -116,7 +92,7 @@ class App:
         return await self.dispatcher.run_once(channel_ids)
 
     def recover(self) -> dict[str, int]:
-        return recover(self.store, self.config, now=self.clock())
+        return recover(self.store, self.config, self.channels, now=self.clock())
 
     async def once(self) -> RunReport:
         """Poll every source, build every channel's edition now, deliver. The ``once`` command."""

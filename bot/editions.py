@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import unicodedata
 from datetime import datetime
+from itertools import islice
 
-from sqlalchemy import Connection, and_, exists, or_, select, update
+from sqlalchemy import Connection
 
-from .config import Channel, parse_duration
 from .models import Article, Edition
-from .store import row_to_article
-from .store import tables as t
+from .settings import ChannelSettings
+from .store.editions import Editions
 
 
 def _fold(label: str) -> str:
@@ -31,7 +31,7 @@ def _fold(label: str) -> str:
     return "".join(c for c in text if not unicodedata.combining(c))
 
 
-def matches(channel: Channel, article: Article) -> bool:
+def matches(channel: ChannelSettings, article: Article) -> bool:
     cats = {_fold(c) for c in article.categories}
     if channel.categories and not cats & {_fold(c) for c in channel.categories}:
         return False
@@ -40,58 +40,36 @@ def matches(channel: Channel, article: Article) -> bool:
     return True
 
 
-def channel_started_at(conn: Connection, channel_id: str, now: datetime) -> datetime:
-    """When the channel first ran; recorded now if this is its first run."""
-    row = conn.execute(select(t.channels.c.started_at).where(t.channels.c.id == channel_id)).first()
-    if row is not None:
-        return row.started_at
-    conn.execute(t.channels.insert().values(id=channel_id, started_at=now))
-    return now
-
-
-def eligible_articles(conn: Connection, channel: Channel, now: datetime) -> list[Article]:
+def eligible_articles(conn: Connection, channel: ChannelSettings, now: datetime) -> list[Article]:
     """Every article the channel has not sent yet, oldest first, after filters."""
-    started = channel_started_at(conn, channel.id, now)
-    horizon = started - parse_duration(channel.lookback)
-    already = exists().where(
-        and_(t.edition_articles.c.channel_id == channel.id, t.edition_articles.c.article_id == t.articles.c.id)
-    )
-    q = (
-        select(t.articles)
-        .where(~already)
-        # first seen after the channel started, or published within the look-back before it
-        .where(or_(t.articles.c.first_seen_at > started, t.articles.c.published_at >= horizon))
-        .order_by(t.articles.c.published_at, t.articles.c.id)
-    )
-    return [a for a in map(row_to_article, conn.execute(q)) if matches(channel, a)]
+    return list(_eligible(conn, channel, now))
 
 
-def record_edition(conn: Connection, channel: Channel, now: datetime) -> Edition | None:
+def _eligible(conn: Connection, channel: ChannelSettings, now: datetime):  # type: ignore[no-untyped-def]
+    started = Editions.started_at(conn, channel.id, now)
+    return (a for a in Editions.unsent(conn, channel.id, started, started - channel.lookback) if matches(channel, a))
+
+
+def _newest_first(articles: list[Article]) -> tuple[Article, ...]:
+    """Newest first is how readers expect a digest."""
+    return tuple(sorted(articles, key=lambda a: (a.published_at, a.id or 0), reverse=True))
+
+
+def record_edition(conn: Connection, channel: ChannelSettings, now: datetime) -> Edition | None:
     """Take the next edition's articles and record them as sent on this channel.
 
     Runs inside the caller's transaction, which also writes the outbox rows: either the
     edition, its cursor and its messages all exist, or none do.
     Returns None for an empty edition unless the channel sends empty ones.
     """
-    picked = eligible_articles(conn, channel, now)[: channel.max_articles]
+    picked = list(islice(_eligible(conn, channel, now), channel.max_articles))
     if not picked and not channel.send_empty:
         return None
-    edition_id = conn.execute(
-        t.editions.insert().values(channel_id=channel.id, created_at=now, article_count=len(picked))
-    ).inserted_primary_key[0]
-    if picked:
-        conn.execute(
-            t.edition_articles.insert(),
-            [{"channel_id": channel.id, "article_id": a.id, "edition_id": edition_id} for a in picked],
-        )
-    conn.execute(update(t.channels).where(t.channels.c.id == channel.id).values(last_edition_at=now))
-    # newest first is how readers expect a digest
-    ordered = tuple(sorted(picked, key=lambda a: (a.published_at, a.id or 0), reverse=True))
-    return Edition(channel_id=channel.id, articles=ordered, created_at=now, id=edition_id)
+    edition_id = Editions.record(conn, channel.id, picked, now)
+    return Edition(channel_id=channel.id, articles=_newest_first(picked), created_at=now, id=edition_id)
 
 
-def preview_edition(conn: Connection, channel: Channel, now: datetime) -> Edition:
+def preview_edition(conn: Connection, channel: ChannelSettings, now: datetime) -> Edition:
     """The edition the channel would send now, without recording anything (the caller rolls back)."""
-    picked = eligible_articles(conn, channel, now)[: channel.max_articles]
-    ordered = tuple(sorted(picked, key=lambda a: (a.published_at, a.id or 0), reverse=True))
-    return Edition(channel_id=channel.id, articles=ordered, created_at=now)
+    picked = list(islice(_eligible(conn, channel, now), channel.max_articles))
+    return Edition(channel_id=channel.id, articles=_newest_first(picked), created_at=now)

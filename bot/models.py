@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -14,8 +14,9 @@ class Article:
     ``guid`` is the stable id used to deduplicate: the feed's guid/id when it is globally
     unique by nature (an absolute URL, ``tag:`` or ``urn:``), else that id scoped by the
     source (``"echo:1"``); with no id, the canonical URL with tracking parameters removed.
-    The same WordPress article in two feeds of one site is therefore stored once. ``published_at`` is always timezone-aware (UTC);
-    when the feed gives no date it is the time the article was first seen.
+    The same WordPress article in two feeds of one site is therefore stored once.
+    ``published_at`` is always timezone-aware (UTC); when the feed gives no date it is the
+    time the article was first seen.
     """
 
     source_id: str
@@ -45,20 +46,17 @@ class Edition:
 class Message:
     """One fully rendered message for one destination, as a transport receives it.
 
-    ``kind`` tells which limits apply: ``email`` (subject, text and html), ``telegram``
-    (``text`` in Telegram HTML parse mode; with ``photo_url`` it is a photo and ``text``
-    its caption) or ``x`` (``text`` is the post).
+    ``kind`` names the channel kind that made it and ``body`` is that kind's own rendered
+    form (an email's subject and parts, a Telegram post, an X post). A transport checks
+    the body is of its kind and refuses anything else as a PermanentError; the core never
+    looks inside.
     """
 
     key: str  # idempotency key, unique across the outbox
     channel_id: str
     kind: str
-    destination: str  # email address, Telegram chat id, or X account label
-    text: str
-    subject: str | None = None
-    html: str | None = None
-    photo_url: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
+    destination: str  # an email address, a Telegram chat id, an X account label …
+    body: Any
 
 
 @dataclass(frozen=True)
@@ -68,12 +66,17 @@ class Receipt:
     transport: str
     remote_id: str | None = None
     detail: str = ""
+    files: tuple[str, ...] = ()  # files written, when the transport writes files
 
 
 @dataclass(frozen=True)
-class Recipient:
-    """An email subscriber as the templates see them."""
+class Subscriber:
+    """A reader of a channel that has its own list of recipients."""
 
+    id: int
+    channel_id: str
     email: str
-    name: str | None = None
-    unsubscribe_url: str | None = None
+    name: str | None
+    token: str
+    active: bool
+    created_at: datetime

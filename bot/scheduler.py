@@ -1,125 +1,95 @@
-"""APScheduler 3 wiring. Job bodies live in :mod:`bot.app`; this module only decides when.
+"""When jobs run: APScheduler 3 triggers, with every next run computed from the last run.
 
-Why the details matter:
+Why it is done this way:
 
-* The job store is the project's own database (``apscheduler_jobs``, created by the first
-  migration), so run times survive a restart.
-* Jobs have explicit ids (``poll:<source>``, ``edition:<channel>``). At start-up a stored
-  job whose trigger still matches the config is *kept*, not replaced: replacing would
-  recompute its next run time from now and silently skip an edition that fell due while
-  the bot was down. A job whose trigger changed is replaced (``replace_existing``).
-* ``coalesce=True`` with an unlimited misfire grace time: an edition missed while the bot
-  was down runs exactly once on restart, however long the outage — not zero times, not
-  once per missed slot. The per-channel cursor means that one run carries everything.
-* Jobs are stored by reference (``bot.scheduler:run_job``) with plain-string arguments,
-  so the pickled state holds no live objects.
-* Delivery is not a stored job: the dispatcher runs every ``DISPATCH_EVERY`` seconds in
-  memory, and right after an edition is queued.
+* Each job (``poll:<source>``, ``edition:<channel>``) records when it last ran in our
+  database (``schedule_runs``). At start the next run is the first time the trigger gives
+  *after that last run*; if that time is already past, the job runs once now. So an edition
+  that fell due while the daemon was down runs exactly once on restart, however long the
+  outage (several missed runs coalesce: the per-channel cursor means one run carries
+  everything), and editing the schedule's text or the timezone while the daemon is down
+  never loses it — the old way of keeping APScheduler's stored job and replacing it when its
+  trigger text changed recomputed the next run from *now* and silently skipped it.
+* The triggers live in memory and hold live objects; only the last-run times persist.
+* Delivery is not a scheduled job of its own kind: the dispatcher runs every
+  ``DISPATCH_EVERY`` seconds, and right after an edition is queued.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .config import Config, Schedule
-
-log = logging.getLogger(__name__)
+from .config import Config
+from .settings import Schedule
 
 DISPATCH_EVERY = 30  # seconds
-_running: dict[str, Any] = {}  # "app" → the App of this process: stored jobs hold no live objects
+_TICK = timedelta(microseconds=1)
 
 
-def trigger_for(schedule: Schedule, timezone: Any) -> CronTrigger | IntervalTrigger:
+def trigger_for(schedule: Schedule, timezone: tzinfo) -> CronTrigger | IntervalTrigger:
     if schedule.cron:
         return CronTrigger.from_crontab(schedule.cron, timezone=timezone)
-    return IntervalTrigger(seconds=int(schedule.interval.total_seconds()), timezone=timezone)
+    assert schedule.every is not None
+    return IntervalTrigger(seconds=schedule.every.total_seconds(), timezone=timezone)
 
 
-def same_trigger(a: Any, b: Any) -> bool:
-    """str() of a trigger leaves out its timezone: a changed site timezone must count as a change."""
-    return type(a) is type(b) and str(a) == str(b) and str(a.timezone) == str(b.timezone)
+@dataclass(frozen=True)
+class PlannedJob:
+    id: str  # "poll:<source>" or "edition:<channel>"
+    what: str  # "poll" or "edition"
+    target: str  # the source or channel id
+    trigger: CronTrigger | IntervalTrigger
+    description: str
+    next_run: datetime | None  # None: the trigger never fires again
+    missed: bool  # due before now: runs once at start
 
 
-def wanted_jobs(config: Config) -> dict[str, tuple[Any, tuple[str, ...]]]:
-    """job id → (trigger, args) for everything the config schedules."""
+def next_after(trigger: CronTrigger | IntervalTrigger, last: datetime) -> datetime | None:
+    """The first time ``trigger`` fires strictly after ``last``."""
+    return trigger.get_next_fire_time(last, last + _TICK)
+
+
+def plan(config: Config, last_runs: dict[str, datetime], now: datetime) -> list[PlannedJob]:
+    """Every job the config schedules, with its next run: the first fire time after its last
+    run (a past one means it was missed and runs now), or for a job that never ran, the next
+    fire time from now."""
     tz = config.site.tz
-    jobs: dict[str, tuple[Any, tuple[str, ...]]] = {}
-    for s in config.sources:
-        jobs[f"poll:{s.id}"] = (trigger_for(s.poll, tz), ("poll", s.id))
-    for c in config.channels:
-        if c.enabled:
-            jobs[f"edition:{c.id}"] = (trigger_for(c.schedule, tz), ("edition", c.id))
+    wanted: list[tuple[str, str, str, Schedule, str]] = [
+        (f"poll:{s.id}", "poll", s.id, s.poll, s.poll.describe()) for s in config.sources]
+    wanted += [(f"edition:{c.id}", "edition", c.id, c.schedule, f"{c.schedule.describe()} ({c.type}, {c.mode})")
+               for c in config.channels if c.enabled]
+    jobs = []
+    for job_id, what, target, schedule, description in wanted:
+        trigger = trigger_for(schedule, tz)
+        last = last_runs.get(job_id)
+        nxt = next_after(trigger, last) if last is not None else trigger.get_next_fire_time(None, now)
+        missed = nxt is not None and nxt <= now
+        jobs.append(PlannedJob(job_id, what, target, trigger, description, now if missed else nxt, missed))
     return jobs
 
 
-def make_scheduler(app: Any) -> AsyncIOScheduler:
-    scheduler = AsyncIOScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=app.store.engine), "memory": MemoryJobStore()},
-        job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
-        timezone=app.config.site.tz,
-    )
-    _running["app"] = app
-    return scheduler
+def describe(config: Config, last_runs: dict[str, datetime], now: datetime) -> list[tuple[str, str, str]]:
+    """(job, next run in the site's timezone, schedule) for the ``schedules`` command."""
+    tz = config.site.tz
+    rows = []
+    for job in sorted(plan(config, last_runs, now), key=lambda j: j.id):
+        if job.next_run is None:
+            when = "never"
+        elif job.missed:
+            due = next_after(job.trigger, last_runs[job.id])
+            when = f"{due.astimezone(tz).strftime('%Y-%m-%d %H:%M %Z')} (missed: runs at the next start)"  # type: ignore[union-attr]
+        else:
+            when = job.next_run.astimezone(tz).strftime("%Y-%m-%d %H:%M %Z")
+        rows.append((job.id, when, job.description))
+    return rows
 
 
-def sync_jobs(scheduler: AsyncIOScheduler, config: Config) -> dict[str, str]:
-    """Make the stored jobs match the config. Call on a started-but-paused scheduler.
-
-    Returns job id → what happened ("kept", "added", "replaced", "removed").
-    """
-    wanted = wanted_jobs(config)
-    done: dict[str, str] = {}
-    for job in scheduler.get_jobs(jobstore="default"):
-        if job.id not in wanted:
-            job.remove()
-            done[job.id] = "removed"
-    for job_id, (trigger, args) in wanted.items():
-        existing = scheduler.get_job(job_id, jobstore="default")
-        if existing is not None and same_trigger(existing.trigger, trigger) and existing.args == args:
-            done[job_id] = "kept"
-            continue
-        scheduler.add_job("bot.scheduler:run_job", trigger=trigger, args=args, id=job_id,
-                          name=job_id, replace_existing=True, jobstore="default")
-        done[job_id] = "replaced" if existing is not None else "added"
-    return done
-
-
-async def run_job(what: str, target: str) -> None:
-    """The one stored job function: poll a source or build a channel's edition, then deliver."""
-    app = _running.get("app")
-    if app is None:  # pragma: no cover - a job fired in a process that never registered the app
-        log.error("job %s:%s fired with no running app", what, target)
-        return
-    now = app.clock()
-    if what == "poll":
-        source = next((s for s in app.config.sources if s.id == target), None)
-        if source is not None:
-            await app.poll(source, now)
-        return
-    if what == "edition":
-        channel = next((c for c in app.config.channels if c.id == target), None)
-        if channel is None:
-            return
-        try:
-            result = app.publish(channel, now)
-            log.info("channel %s: edition %s with %d article(s), %d message(s) queued %s", channel.id,
-                     result.edition_id, result.articles, result.messages, result.note)
-        except Exception as exc:
-            log.error("channel %s: edition not built: %s", channel.id, exc)
-            return
-        await app.dispatch([channel.id])
-
-
-def next_runs(scheduler: AsyncIOScheduler) -> list[tuple[str, datetime | None, str]]:
-    """(job id, next run time, trigger) for ``schedules``."""
-    return sorted(((j.id, j.next_run_time, str(j.trigger)) for j in scheduler.get_jobs(jobstore="default")),
-                  key=lambda x: x[0])
+def scheduler_kwargs(config: Config) -> dict[str, Any]:
+    """APScheduler settings: a job never runs twice at once, and a late run runs once."""
+    return dict(job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+                timezone=config.site.tz)

@@ -20,9 +20,10 @@ from urllib.request import url2pathname
 
 import httpx
 
-from ..config import Source, parse_duration
+from ..config import Source
 from ..errors import SourceError
 from ..models import Article
+from ..settings import format_duration
 from .parse import parse_feed
 
 DEFAULT_USER_AGENT = "Tamtam/0.1 (+newsletter bot)"
@@ -179,7 +180,7 @@ def _reason(response: httpx.Response) -> str:
 
 async def _fetch_http(source: Source, *, etag: str | None, last_modified: str | None, now: datetime,
                       client: httpx.AsyncClient | None) -> FetchResult:
-    seconds = parse_duration(source.timeout).total_seconds()
+    seconds = source.timeout.total_seconds()
     headers = {
         "User-Agent": source.user_agent or DEFAULT_USER_AGENT,
         "Accept": ACCEPT,
@@ -196,7 +197,7 @@ async def _fetch_http(source: Source, *, etag: str | None, last_modified: str | 
         async with asyncio.timeout(seconds):
             result = await _get(client, source, headers, etag=etag, last_modified=last_modified, timeout=seconds)
     except (TimeoutError, httpx.TimeoutException) as exc:
-        raise SourceError(source.id, f"no complete answer from {source.url} within {source.timeout} "
+        raise SourceError(source.id, f"no complete answer from {source.url} within {format_duration(source.timeout)} "
                                      f"(timeout); the server is slow or unreachable") from exc
     except httpx.TooManyRedirects as exc:
         raise SourceError(source.id, f"{source.url} redirects too many times (more than {MAX_REDIRECTS})") from exc

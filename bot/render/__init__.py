@@ -1,26 +1,9 @@
-"""Rendering: editions → email (shared digest + per-recipient envelope), Telegram posts
-and X posts, from Jinja2 templates (shipped defaults in ``templates/``, overridable by
-the admin's folder)."""
+"""What every channel renders with: the Jinja2 environment (admin folder first, shipped
+``templates/`` behind, ``default:`` prefix to extend), the shared context and filters,
+the UI strings per language, and the sample edition ``check`` and ``preview`` use.
+How an edition becomes a given service's messages lives in that channel's folder."""
 
-from .renderer import (
-    DEFAULT_TEMPLATES,
-    EmailDigest,
-    EmailEnvelope,
-    Renderer,
-    TelegramPost,
-    assemble_email,
-)
+from .engine import Templates
 from .sample import sample_edition
-from .telegram import escape, to_telegram_html
 
-__all__ = [
-    "DEFAULT_TEMPLATES",
-    "EmailDigest",
-    "EmailEnvelope",
-    "Renderer",
-    "TelegramPost",
-    "assemble_email",
-    "escape",
-    "sample_edition",
-    "to_telegram_html",
-]
+__all__ = ["Templates", "sample_edition"]

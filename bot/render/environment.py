@@ -1,4 +1,4 @@
-"""The one Jinja2 environment a Renderer uses.
+"""The one Jinja2 environment every channel renders with.
 
 Lookup order: the admin's own folder (``[templates] folder``) first, then the templates
 shipped with Tamtam. The shipped ones are also reachable as ``default:<name>`` so an
@@ -11,23 +11,20 @@ instead of an empty gap in thousands of emails.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
 import jinja2
 
-import bot
-from bot.config import Config
-from bot.errors import ConfigError
-
+from ..errors import ConfigError
 from .filters import FILTERS
 
-SHIPPED_TEMPLATES = Path(bot.__file__).resolve().parent.parent / "templates"
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent.parent.parent / "templates"
 
 
-def template_folders(config: Config) -> list[Path]:
+def template_folders(admin: Path | None) -> list[Path]:
     """The folders searched, in order. Raises ConfigError if the admin's folder is missing."""
     folders: list[Path] = []
-    if config.templates.folder:
-        admin = config.resolve(config.templates.folder)
+    if admin is not None:
         if not admin.is_dir():
             raise ConfigError(
                 f"templates.folder: {str(admin)!r} is not a folder; create it or remove the key "
@@ -38,8 +35,8 @@ def template_folders(config: Config) -> list[Path]:
     return folders
 
 
-def build_environment(config: Config) -> jinja2.Environment:
-    folders = template_folders(config)
+def build_environment(folders: list[Path], filters: Mapping[str, Callable[..., Any]] = {}) -> jinja2.Environment:
+    """The environment over ``folders`` with the shared filters plus the channels' own."""
     loader = jinja2.ChoiceLoader([
         jinja2.FileSystemLoader([str(f) for f in folders]),
         jinja2.PrefixLoader({"default": jinja2.FileSystemLoader(str(SHIPPED_TEMPLATES))}, delimiter=":"),
@@ -54,4 +51,5 @@ def build_environment(config: Config) -> jinja2.Environment:
         auto_reload=False,
     )
     env.filters.update(FILTERS)
+    env.filters.update(filters)
     return env

@@ -1,4 +1,5 @@
-"""Jinja filters for the templates: dates in the reader's language and timezone, excerpts.
+"""Jinja filters every template may use: dates in the reader's language and timezone, excerpts.
+Channels add their own (Telegram's ``tg``, say) through their kind's ``filters``.
 
 Dates are formatted with Babel in the *site's* timezone (Africa/Bamako by default): an
 article published at 23:30 UTC on 1 December is dated « 1 décembre » in Bamako (UTC+0)
@@ -9,7 +10,6 @@ from the channel, so a template never has to pass them.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, time, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,14 +17,9 @@ from zoneinfo import ZoneInfo
 from babel import dates as babel_dates
 from jinja2 import pass_context
 from jinja2.runtime import Context
-from markupsafe import Markup
 
-from . import telegram
+from ..text import excerpt
 from .strings import STRINGS
-
-ELLIPSIS = "…"
-# Any whitespace run except the no-break spaces French typography puts on purpose.
-_SPACE = re.compile(r"[^\S\u00a0\u202f]+")
 
 
 def _locale_tz(ctx: Context) -> tuple[str, tzinfo]:
@@ -73,25 +68,6 @@ def format_datetime(value: datetime, format: str = "long", locale: str = "fr",
     return babel_dates.format_datetime(local, format=format, locale=locale)
 
 
-def excerpt(text: str | None, length: int = 200, ellipsis: str = ELLIPSIS) -> str:
-    """At most ``length`` characters of ``text``, cut at a word boundary with « … ».
-
-    Whitespace is collapsed first (feeds are full of stray newlines). A single word
-    longer than ``length`` is cut inside, which is better than showing nothing.
-    """
-    if not text:
-        return ""
-    flat = _SPACE.sub(" ", str(text)).strip()
-    if len(flat) <= length:
-        return flat
-    if length <= len(ellipsis):
-        return ""
-    room = length - len(ellipsis)
-    cut = flat[: room + 1]
-    space = cut.rfind(" ")
-    head = cut[:space] if space > 0 else flat[:room]
-    head = head.rstrip(" ,;:.!?-–—«(\u00a0\u202f")
-    return (head + ellipsis) if head else ""
 
 
 @pass_context
@@ -112,23 +88,10 @@ def _format_datetime(ctx: Context, value: Any, format: str = "long") -> str:
     return format_datetime(value, format, locale, tz)
 
 
-def _tg(value: Any) -> Markup:
-    """Escape plain text for Telegram (also usable where autoescape is off)."""
-    if isinstance(value, Markup):
-        return value
-    return Markup(telegram.escape("" if value is None else str(value)))
-
-
-def _telegram_html(value: Any) -> Markup:
-    """Article HTML reduced to Telegram's tags, marked safe."""
-    return Markup(telegram.to_telegram_html("" if value is None else str(value)))
-
 
 FILTERS = {
     "format_date": _format_date,
     "format_time": _format_time,
     "format_datetime": _format_datetime,
     "excerpt": excerpt,
-    "tg": _tg,
-    "telegram_html": _telegram_html,
 }

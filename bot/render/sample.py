@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.config import Channel, Config
-from bot.models import Article, Edition
+from ..models import Article, Edition
+from ..settings import ChannelSettings
 
 _LONG = (
     "La campagne agricole s’annonce meilleure que prévu dans les régions de Ségou, Sikasso "
@@ -81,10 +81,10 @@ def sample_articles(base_url: str, now: datetime) -> tuple[Article, ...]:
     )
 
 
-def sample_edition(channel: Channel, config: Config, now: datetime) -> Edition:
+def sample_edition(channel: ChannelSettings, base_url: str, now: datetime) -> Edition:
     """The sample edition as ``channel`` would send it: all four articles for a digest,
     the first (with its image) for article mode."""
-    articles = sample_articles(config.site.base_url, now)
+    articles = sample_articles(base_url, now)
     if channel.mode == "article":
         articles = articles[:1]
     return Edition(channel_id=channel.id, articles=articles, created_at=now)

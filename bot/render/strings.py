@@ -80,6 +80,3 @@ class Strings(dict):
         form = self._locale.plural_form(n)
         return str(forms.get(form, forms["other"])).format(n=n)
 
-
-def strings_for(language: str) -> Strings:
-    return Strings(language)

@@ -155,3 +155,11 @@ subscribers = Table(
     Column("created_at", UTCDateTime, nullable=False),
     UniqueConstraint("channel_id", "email", name="uq_subscribers_channel_email"),
 )
+
+# When each scheduled job last ran: the scheduler computes missed runs from here.
+schedule_runs = Table(
+    "schedule_runs",
+    metadata,
+    Column("job_id", String(200), primary_key=True),  # "poll:<source>" or "edition:<channel>"
+    Column("last_run_at", UTCDateTime, nullable=False),
+)

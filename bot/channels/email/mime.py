@@ -1,4 +1,4 @@
-"""Build the RFC 5322 message for one email :class:`~bot.models.Message`.
+"""An email's body (:class:`EmailBody`) and the RFC 5322 message built from it.
 
 Shared by the SMTP transport (which sends it) and the file transport (which writes it to
 disk), so what the demo shows in ``var/out`` is byte for byte what a reader would get.
@@ -21,15 +21,29 @@ from __future__ import annotations
 
 import email.policy
 import hashlib
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Mapping
 
 from email_validator import EmailNotValidError, validate_email
 
-from ..errors import ConfigError, PermanentError
-from ..models import Message
+from ...errors import ConfigError, PermanentError
+from ...models import Message
+
+KIND = "email"
+
+
+@dataclass(frozen=True)
+class EmailBody:
+    """One recipient's email: its subject, text and HTML parts, and extra headers (List-Id …)."""
+
+    subject: str
+    text: str
+    html: str | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 #: SMTP framing (CRLF, 78-column folding) but 7-bit bodies: see the module docstring.
 POLICY = email.policy.SMTP.clone(cte_type="7bit")
@@ -91,10 +105,11 @@ def build_email(message: Message, *, from_addr: str, reply_to: str | None = None
     recipient, no subject, wrong kind, a header with a line break) and ConfigError for a
     bad sender address.
     """
-    if message.kind != "email":
+    body = message.body
+    if message.kind != KIND or not isinstance(body, EmailBody):
         raise PermanentError(f"message {message.key!r} is a {message.kind!r} message, not an email")
     to = validate_recipient(message.destination)
-    if not message.subject or not message.subject.strip():
+    if not body.subject or not body.subject.strip():
         raise PermanentError(f"email {message.key!r} has no subject")
     sender = parse_sender(from_addr)
     domain = domain or sender.domain
@@ -103,7 +118,7 @@ def build_email(message: Message, *, from_addr: str, reply_to: str | None = None
 
     msg = EmailMessage(policy=POLICY)
     try:
-        msg["Subject"] = " ".join(message.subject.split())  # a subject is one line
+        msg["Subject"] = " ".join(body.subject.split())  # a subject is one line
         msg["From"] = sender
         msg["To"] = to
         if reply_to:
@@ -113,7 +128,7 @@ def build_email(message: Message, *, from_addr: str, reply_to: str | None = None
     except ValueError as exc:
         raise PermanentError(f"email {message.key!r}: bad header value: {exc}") from exc
 
-    for name, value in message.headers.items():
+    for name, value in body.headers.items():
         if name.lower() in _RESERVED:
             raise PermanentError(f"email {message.key!r}: header {name!r} is set by the transport, not the message")
         try:
@@ -122,9 +137,9 @@ def build_email(message: Message, *, from_addr: str, reply_to: str | None = None
         except (ValueError, TypeError) as exc:
             raise PermanentError(f"email {message.key!r}: header {name!r} has a bad value {value!r}: {exc}") from exc
 
-    msg.set_content(message.text, subtype="plain", charset="utf-8")
-    if message.html:
-        msg.add_alternative(message.html, subtype="html", charset="utf-8")
+    msg.set_content(body.text, subtype="plain", charset="utf-8")
+    if body.html:
+        msg.add_alternative(body.html, subtype="html", charset="utf-8")
     return msg
 
 

@@ -1,8 +1,8 @@
 """Write messages to files instead of sending them: the demo's transport, and a dry run.
 
 Each message becomes what it stands for, so an editor can check an edition without any
-account: the complete ``.eml`` a mail client would receive (plus its HTML part to open
-in a browser), the Telegram Bot API call as ``.json``, the X post as ``.txt``.
+account; the channel kind says what that is (:meth:`ChannelKind.files`): the complete
+``.eml`` a mail client would receive, the Bot API call as ``.json``, a post as ``.txt``.
 
 Files live under ``<dir>/<channel>/`` and are named after the idempotency key, so a resend
 of the same message overwrites its file instead of adding a duplicate (this transport is
@@ -14,21 +14,17 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import json
 import os
 import re
 import tempfile
 from datetime import datetime, timezone
-from email.headerregistry import Address
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
-from ..config import FileTransport as FileSettings
-from ..errors import PermanentError, TransientError
-from ..models import Message, Receipt
-from .base import Transport
-from .email import build_email, html_part
+from ...errors import PermanentError, TransientError
+from ...models import Message, Receipt
+from ..base import ChannelKind, Host, Transport
+from . import FileSettings
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]+")
 _CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -50,58 +46,32 @@ def file_stem(key: str) -> str:
     return f"{readable}-{digest}"
 
 
-def telegram_call(message: Message) -> dict[str, Any]:
-    """The Bot API request a Telegram message stands for (method name and parameters)."""
-    chat_id: int | str = message.destination
-    if re.fullmatch(r"-?\d+", message.destination):
-        chat_id = int(message.destination)  # numeric ids are integers in the Bot API
-    if message.photo_url:
-        return {"method": "sendPhoto", "chat_id": chat_id, "photo": message.photo_url,
-                "caption": message.text, "parse_mode": "HTML"}
-    return {"method": "sendMessage", "chat_id": chat_id, "text": message.text, "parse_mode": "HTML"}
-
-
 class FileTransport(Transport):
     name = "file"
     at_least_once = True
 
     settings: FileSettings
 
-    def __init__(self, settings: FileSettings, config: Any, *,
+    def __init__(self, settings: FileSettings, host: Host, kind: ChannelKind, *,
                  clock: Callable[[], datetime] | None = None):
-        super().__init__(settings, config)
+        super().__init__(settings, host, kind)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self.root = Path(config.resolve(settings.dir))
-
-    def sender(self) -> str:
-        """``"Site name <no-reply@site host>"``: there is no real mailbox behind a file."""
-        host = urlsplit(self.config.site.base_url).hostname or "localhost"
-        return str(Address(display_name=self.config.site.name, addr_spec=f"no-reply@{host}"))
+        self.root = Path(host.resolve(settings.dir))
 
     async def send(self, message: Message) -> Receipt:
         if not _CHANNEL.match(message.channel_id) or ".." in message.channel_id:
             raise PermanentError(f"channel id {message.channel_id!r} cannot be used as a folder name")
+        if message.kind != self.kind.name:
+            raise PermanentError(f"message {message.key!r} is a {message.kind!r} message; this file transport "
+                                 f"writes {self.kind.name!r} messages")
         folder = self.root / message.channel_id
         stem = file_stem(message.key)
-        files: list[tuple[Path, bytes]] = []
-        if message.kind == "email":
-            msg = build_email(message, from_addr=self.sender(), reply_to=None, now=self.clock())
-            files.append((folder / f"{stem}.eml", msg.as_bytes()))
-            html = html_part(msg)
-            if html is not None:
-                files.append((folder / f"{stem}.html", html.replace("\r\n", "\n").encode("utf-8")))
-        elif message.kind == "telegram":
-            body = json.dumps(telegram_call(message), ensure_ascii=False, indent=2) + "\n"
-            files.append((folder / f"{stem}.json", body.encode("utf-8")))
-        elif message.kind == "x":
-            files.append((folder / f"{stem}.txt", message.text.encode("utf-8")))
-        else:
-            raise PermanentError(f"message {message.key!r}: unknown kind {message.kind!r} "
-                                 "(expected 'email', 'telegram' or 'x')")
+        files = [(folder / f"{stem}{suffix}", data) for suffix, data in self.kind.files(message, self.clock())]
         self._mkdir(folder)
         for path, data in files:
             self._write(path, data)
-        return Receipt(transport=self.name, remote_id=None, detail=", ".join(str(p) for p, _ in files))
+        paths = tuple(str(p) for p, _ in files)
+        return Receipt(transport=self.name, remote_id=None, detail=", ".join(paths), files=paths)
 
     @staticmethod
     def _fail(path: Path, exc: OSError, doing: str) -> TransientError | PermanentError:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import re
 from html.parser import HTMLParser
+from typing import Any
 
 import nh3
+from markupsafe import Markup
 
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
@@ -128,3 +130,83 @@ def to_telegram_html(html: str) -> str:
     out = re.sub(r"[ \t]+\n", "\n", out)
     out = re.sub(r"\n{3,}", "\n\n", out)
     return out.strip()
+
+
+def tg_filter(value: Any) -> Markup:
+    """``{{ x|tg }}``: plain text escaped for Telegram (also where autoescape is off)."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(escape("" if value is None else str(value)))
+
+
+def telegram_html_filter(value: Any) -> Markup:
+    """``{{ article.content_html|telegram_html }}``: article HTML reduced to Telegram's tags."""
+    return Markup(to_telegram_html("" if value is None else str(value)))
+
+
+FILTERS = {"tg": tg_filter, "telegram_html": telegram_html_filter}
+
+
+# Entities Telegram names; any numeric reference is fine too.
+_NAMED_ENTITIES = {"lt", "gt", "amp", "quot"}
+_ENTITY = re.compile(r"&(#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);?")
+
+
+class _Checker(HTMLParser):
+    """Walks a post the way Telegram's parser does and notes what it would refuse."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.open: list[str] = []
+        self.problems: list[str] = []
+
+    def _tag_ok(self, tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+        if tag in TELEGRAM_TAGS or tag == "tg-emoji":
+            return True
+        return tag == "span" and ("class", "tg-spoiler") in attrs
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if not self._tag_ok(tag, attrs):
+            self.problems.append(f"Telegram refuses the tag <{tag}> (allowed: {', '.join(sorted(TELEGRAM_TAGS))}; "
+                                 "use a plain newline instead of <br> or <p>)")
+            return
+        if tag == "a" and not dict(attrs).get("href"):
+            self.problems.append("Telegram refuses a link <a> without href")
+        self.open.append(tag)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.problems.append(f"Telegram refuses the self-closing tag <{tag}/>")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag not in self.open:
+            if self._tag_ok(tag, [("class", "tg-spoiler")]):
+                self.problems.append(f"</{tag}> closes a tag that is not open")
+            return
+        while self.open:
+            top = self.open.pop()
+            if top == tag:
+                return
+            self.problems.append(f"<{top}> is not closed before </{tag}>")
+
+    def handle_entityref(self, name: str) -> None:
+        if name not in _NAMED_ENTITIES:
+            self.problems.append(f"Telegram refuses the entity &{name}; (only &lt; &gt; &amp; &quot; and numeric ones)")
+
+    def handle_comment(self, data: str) -> None:
+        self.problems.append("Telegram refuses HTML comments")
+
+
+def html_problems(text: str) -> list[str]:
+    """What Telegram's ``parse_mode=HTML`` would refuse in ``text``: tags outside its
+    subset, entities it does not name, tags left open or closed out of order. A bare
+    ``&`` that starts no entity is refused too."""
+    checker = _Checker()
+    checker.feed(text)
+    checker.close()
+    problems = checker.problems
+    problems += [f"<{tag}> is never closed" for tag in checker.open]
+    for m in re.finditer(r"&", text):
+        if not _ENTITY.match(text, m.start()):
+            problems.append("a bare '&' must be written &amp;")
+            break
+    return list(dict.fromkeys(problems))

@@ -26,11 +26,13 @@ import requests
 import tweepy
 import urllib3.exceptions
 
-from ..config import parse_duration, secret
-from ..errors import AlreadyDelivered, ConfigError, PermanentError, TransientError, UncertainDelivery
-from ..models import Message, Receipt
-from ..render.tweet import MAX_WEIGHTED, fits, weighted_length
-from .base import Transport
+from ...errors import AlreadyDelivered, ConfigError, PermanentError, TransientError, UncertainDelivery
+from ...models import Message, Receipt
+from ...settings import secret
+from ..base import ChannelKind, Host, Transport
+from .render import XPost
+from .settings import XSettings
+from .tweet import MAX_WEIGHTED, fits, weighted_length
 
 DUPLICATE_MARKER = "duplicate content"
 
@@ -137,13 +139,14 @@ def _never_left(exc: requests.ConnectionError) -> bool:
 
 class XTransport(Transport):
     name = "x"
-    max_text = MAX_WEIGHTED  # weighted by twitter-text: a URL counts 23, an emoji 2
     at_least_once = False
 
-    def __init__(self, settings: Any, config: Any):
-        super().__init__(settings, config)
+    settings: XSettings
+
+    def __init__(self, settings: XSettings, host: Host, kind: ChannelKind):
+        super().__init__(settings, host, kind)
         #: seconds to wait for X to connect and to answer (``settings.timeout``)
-        self.timeout: float = parse_duration(settings.timeout).total_seconds()
+        self.timeout: float = settings.timeout.total_seconds()
         self._client: XClient | None = None
 
     @property
@@ -168,18 +171,19 @@ class XTransport(Transport):
             raise ConfigError(f"{self.where}: {exc}") from exc
 
     async def send(self, message: Message) -> Receipt:
-        if message.kind != "x":
+        post = message.body
+        if not isinstance(post, XPost):
             raise PermanentError(f"{self.where} cannot send a {message.kind!r} message ({message.key})")
-        if not fits(message.text, self.max_text):
+        if not fits(post.text, MAX_WEIGHTED):
             raise PermanentError(
-                f"{self.where}: post {message.key} is {weighted_length(message.text)} weighted characters, "
-                f"X takes 1 to {self.max_text} without invalid characters (the renderer should have cut it)"
+                f"{self.where}: post {message.key} is {weighted_length(post.text)} weighted characters, "
+                f"X takes 1 to {MAX_WEIGHTED} without invalid characters (the renderer should have cut it)"
             )
         if self._client is None:
             await self.open()
         assert self._client is not None
         try:
-            response = await asyncio.to_thread(self._client.create_tweet, text=message.text)
+            response = await asyncio.to_thread(self._client.create_tweet, text=post.text)
         except tweepy.TooManyRequests as exc:
             wait = retry_after(exc.response.headers, time.time())
             raise TransientError(f"{self.where}: rate limited by X ({_x_says(exc)})", retry_after=wait) from exc

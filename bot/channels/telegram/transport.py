@@ -38,11 +38,13 @@ from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from ..config import parse_duration, secret
-from ..errors import ConfigError, DeliveryError, PermanentError, TransientError, UncertainDelivery
-from ..models import Message, Receipt
-from ..render.telegram import visible_length
-from .base import Transport
+from ...errors import ConfigError, DeliveryError, PermanentError, TransientError, UncertainDelivery
+from ...models import Message, Receipt
+from ...settings import secret
+from ..base import ChannelKind, Host, Transport
+from .html import MAX_CAPTION, MAX_TEXT, visible_length
+from .render import TelegramPost
+from .settings import TelegramSettings
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +59,6 @@ _PHOTO_FETCH_ERRORS = (
     "photo_invalid_dimensions",
     "photo_save_file_invalid",
 )
-
-
-# The length Telegram checks (visible text, UTF-16 units): the renderer fits posts with the
-# same function, so what it makes always passes this check.
-telegram_length = visible_length
 
 
 def _seconds(value: int | float | timedelta) -> float:
@@ -116,24 +113,16 @@ def translate(exc: TelegramError, where: str) -> DeliveryError:
 
 class TelegramTransport(Transport):
     name: ClassVar[str] = "telegram"
-    max_text: ClassVar[int | None] = 4096
-    max_caption: ClassVar[int | None] = 1024
     at_least_once: ClassVar[bool] = False
 
-    def __init__(self, settings: Any, config: Any, *, timeout: float | None = None):
-        """``timeout`` (seconds) overrides ``settings.timeout``, whose ``"30s"`` format cannot
-        say less than a second; tests use it to provoke a read timeout quickly."""
-        super().__init__(settings, config)
-        self._timeout_override = timeout
+    settings: TelegramSettings
+
+    def __init__(self, settings: TelegramSettings, host: Host, kind: ChannelKind):
+        super().__init__(settings, host, kind)
         self._bot: ExtBot[Any] | None = None
 
     def _timeout(self) -> float:
-        if self._timeout_override is not None:
-            return self._timeout_override
-        try:
-            return parse_duration(self.settings.timeout).total_seconds()
-        except ValueError as exc:
-            raise ConfigError(f"telegram transport timeout: {exc}") from exc
+        return self.settings.timeout.total_seconds()
 
     def _where(self, chat: str) -> str:
         return f"telegram chat {chat}"
@@ -185,38 +174,41 @@ class TelegramTransport(Transport):
     async def send(self, message: Message) -> Receipt:
         chat = (message.destination or self.settings.chat_id).strip()
         where = self._where(chat)
-        if message.kind != "telegram":
+        post = message.body
+        if not isinstance(post, TelegramPost):
             raise PermanentError(f"{where}: message {message.key} is a {message.kind!r} message, not telegram")
-        limit = self.max_caption if message.photo_url else self.max_text
-        what = "caption" if message.photo_url else "text"
-        length = telegram_length(message.text)
-        if limit is not None and length > limit:
+        # The renderer fits posts with this very measure (visible text, UTF-16 units), so
+        # what it makes always passes; a post over the limit never reaches Telegram.
+        limit = MAX_CAPTION if post.photo_url else MAX_TEXT
+        what = "caption" if post.photo_url else "text"
+        length = visible_length(post.text)
+        if length > limit:
             raise PermanentError(
                 f"{where}: message {message.key}: the {what} is {length} characters, Telegram allows {limit}"
             )
-        if not message.photo_url and not message.text.strip():
+        if not post.photo_url and not post.text.strip():
             raise PermanentError(f"{where}: message {message.key} has no text")
         if self._bot is None:
             await self.open()
         assert self._bot is not None
         detail_extra = ""
         try:
-            if message.photo_url:
+            if post.photo_url:
                 try:
                     sent = await self._bot.send_photo(
-                        chat_id=chat, photo=message.photo_url, caption=message.text or None,
+                        chat_id=chat, photo=post.photo_url, caption=post.text or None,
                         parse_mode=ParseMode.HTML,
                     )
                 except BadRequest as exc:
-                    if not any(s in exc.message.lower() for s in _PHOTO_FETCH_ERRORS) or not message.text.strip():
+                    if not any(s in exc.message.lower() for s in _PHOTO_FETCH_ERRORS) or not post.text.strip():
                         raise
                     # A post without its picture beats no post.
                     log.warning("%s: Telegram could not use the photo %s (%s); posting the text alone",
-                                where, message.photo_url, exc.message)
+                                where, post.photo_url, exc.message)
                     detail_extra = f" (photo refused: {exc.message}; sent as text)"
-                    sent = await self._send_text(chat, message.text)
+                    sent = await self._send_text(chat, post.text)
             else:
-                sent = await self._send_text(chat, message.text)
+                sent = await self._send_text(chat, post.text)
         except TelegramError as exc:
             raise translate(exc, where) from exc
         return Receipt(

@@ -20,17 +20,17 @@ import asyncio
 import ipaddress
 import logging
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Callable
 
 import aiosmtplib
 from aiolimiter import AsyncLimiter
 
-from ..config import SmtpTransport as SmtpSettings
-from ..config import parse_duration, secret
-from ..errors import ConfigError, PermanentError, TransientError
-from ..models import Message, Receipt
-from .base import Transport
-from .email import build_email, parse_sender
+from ...errors import ConfigError, PermanentError, TransientError
+from ...models import Message, Receipt
+from ...settings import secret
+from ..base import ChannelKind, Host, Transport
+from .mime import build_email, parse_sender
+from .settings import SmtpSettings
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,11 @@ class SmtpTransport(Transport):
 
     settings: SmtpSettings
 
-    def __init__(self, settings: SmtpSettings, config: Any, *,
+    def __init__(self, settings: SmtpSettings, host: Host, kind: ChannelKind, *,
                  clock: Callable[[], datetime] | None = None):
-        super().__init__(settings, config)
+        super().__init__(settings, host, kind)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self._timeout = parse_duration(settings.timeout).total_seconds()
+        self._timeout = settings.timeout.total_seconds()
         self._limiter = AsyncLimiter(settings.rate_per_minute, 60)
         self._lock = asyncio.Lock()
         self._smtp: aiosmtplib.SMTP | None = None
@@ -87,8 +87,8 @@ class SmtpTransport(Transport):
                 "set security = \"starttls\" or \"tls\""
             )
         self._credentials = (username, password) if username is not None else None
-        if s.ca_file and not self.config.resolve(s.ca_file).is_file():
-            raise ConfigError(f"smtp transport: ca_file {str(self.config.resolve(s.ca_file))!r} not found")
+        if s.ca_file and not self.host.resolve(s.ca_file).is_file():
+            raise ConfigError(f"smtp transport: ca_file {str(self.host.resolve(s.ca_file))!r} not found")
         self._checked = True
 
     def _client(self) -> aiosmtplib.SMTP:
@@ -102,7 +102,7 @@ class SmtpTransport(Transport):
             use_tls=s.security == "tls",
             start_tls=True if s.security == "starttls" else False,
             validate_certs=s.validate_certs,
-            cert_bundle=str(self.config.resolve(s.ca_file)) if s.ca_file else None,
+            cert_bundle=str(self.host.resolve(s.ca_file)) if s.ca_file else None,
         )
 
     async def _connect(self) -> aiosmtplib.SMTP:

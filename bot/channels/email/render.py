@@ -1,0 +1,158 @@
+"""Editions → email: a digest shared by every recipient, and a small envelope per recipient.
+
+A digest goes to thousands of subscribers, so the article list (:class:`EmailDigest`) is
+rendered and CSS-inlined once per edition and stored once; only a small
+:class:`EmailEnvelope` (greeting, unsubscribe link) is made per recipient. The envelope is
+the layout template rendered with a unique marker in place of the body, then cut in two
+at the marker; :func:`assemble` glues the pieces back at send time.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import css_inline
+from markupsafe import Markup
+
+from ...errors import TemplateError
+from ...models import Edition
+from ...render import Templates
+from ...text import SQUEEZE
+from .settings import EmailChannelSettings
+
+ROLES = {
+    "subject": "email/subject.txt",
+    "html": "email/digest.html",
+    "text": "email/digest.txt",
+    "layout_html": "email/layout.html",
+    "layout_text": "email/layout.txt",
+    "css": "email/style.css",
+}
+
+# A start tag as an html5ever serializer writes it (css_inline, nh3): every attribute value
+# in double quotes with '"' escaped, so a value is exactly "[^"]*" even if it holds '>'.
+_START_TAG = re.compile(r'<[A-Za-z][^\s/>]*(?:\s+[^\s"\'>/=]+(?:="[^"]*")?)*\s*/?>')
+_ATTRIBUTE_VALUE = re.compile(r'="([^"]*)"')
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """An email subscriber as the templates see them."""
+
+    email: str
+    name: str | None = None
+    unsubscribe_url: str | None = None
+
+
+@dataclass(frozen=True)
+class EmailDigest:
+    """The part of an edition's email that is the same for every subscriber."""
+
+    subject: str
+    html: str
+    text: str
+
+
+@dataclass(frozen=True)
+class EmailEnvelope:
+    """One subscriber's wrapping around the shared digest."""
+
+    html_head: str
+    html_tail: str
+    text_head: str
+    text_tail: str
+
+
+def assemble(digest: EmailDigest, envelope: EmailEnvelope) -> tuple[str, str, str]:
+    """(subject, html, text) of one subscriber's email."""
+    return (
+        digest.subject,
+        envelope.html_head + digest.html + envelope.html_tail,
+        envelope.text_head + digest.text + envelope.text_tail,
+    )
+
+
+def unsubscribe_url(channel: EmailChannelSettings, token: str, email: str) -> str | None:
+    """The channel's ``unsubscribe_url`` with ``{token}`` and ``{email}`` filled in."""
+    if not channel.unsubscribe_url:
+        return None
+    return channel.unsubscribe_url.replace("{token}", quote(token, safe="")).replace("{email}", quote(email, safe="@"))
+
+
+def _escape_attribute_brackets(html: str) -> str:
+    """HTML5 serializers (css_inline's included) leave '<' and '>' raw inside attribute
+    values. That is valid HTML, but a title such as "<script>" reappearing in an ``alt``
+    would alarm spam filters and naive sanitisers, so put the entities back. Text is
+    untouched: the serializer already escapes '<' there, so a raw '<' only starts a tag."""
+    def fix(tag: re.Match[str]) -> str:
+        return _ATTRIBUTE_VALUE.sub(
+            lambda v: '="' + v.group(1).replace("<", "&lt;").replace(">", "&gt;") + '"', tag.group(0))
+    return _START_TAG.sub(fix, html)
+
+
+class EmailRenderer:
+    """Renders a channel's digests and envelopes; caches the channel's CSS."""
+
+    def __init__(self, templates: Templates):
+        self.templates = templates
+        # Alphanumeric only, so neither autoescape nor the CSS inliner can alter it.
+        self._marker = "TAMTAMBODY" + uuid.uuid4().hex
+        self._css: dict[str, str] = {}
+
+    def _name(self, channel: EmailChannelSettings, role: str) -> str:
+        return self.templates.name(channel, role, ROLES)
+
+    def _css_for(self, channel: EmailChannelSettings) -> str:
+        if channel.id not in self._css:
+            self._css[channel.id] = self.templates.render(self._name(channel, "css"),
+                                                          self.templates.base_context(channel))
+        return self._css[channel.id]
+
+    def digest(self, channel: EmailChannelSettings, edition: Edition) -> EmailDigest:
+        """Subject, inlined HTML body and text body shared by every recipient of ``edition``."""
+        ctx = self.templates.context(channel, edition)
+        subject_name = self._name(channel, "subject")
+        # One line: a newline in a subject would be a header injection.
+        subject = SQUEEZE.sub(" ", self.templates.render(subject_name, ctx)).strip()
+        if not subject:
+            raise TemplateError(subject_name, "the subject is empty")
+        html_name = self._name(channel, "html")
+        body = self.templates.render(html_name, ctx)
+        try:
+            html = css_inline.inline_fragment(body.strip(), self._css_for(channel), load_remote_stylesheets=False)
+            html = _escape_attribute_brackets(html)
+        except (css_inline.InlineError, ValueError) as exc:
+            raise TemplateError(html_name, f"its CSS could not be inlined: {exc}") from exc
+        text = self.templates.render(self._name(channel, "text"), ctx).strip()
+        return EmailDigest(subject=subject, html=html, text=text)
+
+    def envelope(self, channel: EmailChannelSettings, digest: EmailDigest, recipient: Recipient) -> EmailEnvelope:
+        """The greeting and footer around ``digest`` for one recipient."""
+        ctx: dict[str, Any] = {
+            **self.templates.base_context(channel),
+            "subject": digest.subject,
+            "recipient": recipient,
+            "css": Markup(self._css_for(channel)),
+        }
+        html_name = self._name(channel, "layout_html")
+        page = self.templates.render(html_name, {**ctx, "body": Markup(self._marker)})
+        try:
+            page = css_inline.CSSInliner(keep_style_tags=True, load_remote_stylesheets=False).inline(page)
+            page = _escape_attribute_brackets(page)
+        except (css_inline.InlineError, ValueError) as exc:
+            raise TemplateError(html_name, f"its CSS could not be inlined: {exc}") from exc
+        html_head, html_tail = self._split(html_name, page)
+        text_name = self._name(channel, "layout_text")
+        text_head, text_tail = self._split(text_name, self.templates.render(text_name, {**ctx, "body": self._marker}))
+        return EmailEnvelope(html_head=html_head, html_tail=html_tail,
+                             text_head=text_head.lstrip(), text_tail=text_tail.rstrip() + "\n")
+
+    def _split(self, name: str, page: str) -> tuple[str, str]:
+        pieces = page.split(self._marker)
+        if len(pieces) != 2:
+            raise TemplateError(name, f"a layout must show {{{{ body }}}} exactly once, it shows it {len(pieces) - 1} times")
+        return pieces[0], pieces[1]

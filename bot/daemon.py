@@ -1,0 +1,170 @@
+"""``tamtam run``: the scheduler and the dispatcher in one process, until SIGTERM or Ctrl-C.
+
+Stopping is where promises break, so it is done by hand rather than left to APScheduler
+(whose asyncio executor cancels running jobs at shutdown, which cut the message in flight
+and left it ``sending``):
+
+1. the first SIGTERM/SIGINT pauses the scheduler (no new job starts) and tells the
+   dispatcher to stop after the message it is sending;
+2. polls in progress are cancelled (they hold nothing that can be half-done: the articles
+   of a feed are stored in one transaction);
+3. editions and deliveries in progress are awaited, at most ``delivery.shutdown_grace``;
+4. a second signal, or the grace running out, cancels what is left: a message cut off that
+   way is settled at the next start (an email is resent with the same Message-ID, a post is
+   flagged ``unknown``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from datetime import datetime
+from typing import Any, Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from .app import App
+from .errors import TamtamError
+from .scheduler import DISPATCH_EVERY, plan, scheduler_kwargs
+
+log = logging.getLogger("tamtam")
+
+ALREADY_RUNNING = ("another Tamtam (a `run` daemon or a `once`) is working on this database; "
+                   "wait for it, or stop the daemon first")
+
+
+class Daemon:
+    def __init__(self, app: App):
+        self.app = app
+        self.jobs: dict[asyncio.Task[Any], str] = {}  # running job → what it is ("poll", "edition", "dispatch")
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
+        self.clean = True
+
+    async def _job(self, what: str, target: str, body: Callable[[datetime], Awaitable[Any]]) -> None:
+        """Run one job body, tracked so a shutdown can wait for it; record when it ran."""
+        task = asyncio.current_task()
+        assert task is not None
+        self.jobs[task] = what
+        now = self.app.clock()
+        try:
+            await body(now)
+            if what != "dispatch":
+                self.app.store.schedule.ran(f"{what}:{target}", now)
+        except asyncio.CancelledError:
+            # Only the shutdown cancels jobs; say so once instead of a traceback per job.
+            log.info("%s %s stopped by the shutdown", what, target)
+        except Exception:  # a job never takes the daemon down
+            log.exception("%s %s failed", what, target)
+        finally:
+            self.jobs.pop(task, None)
+
+    async def _poll(self, source_id: str) -> None:
+        source = next((s for s in self.app.config.sources if s.id == source_id), None)
+        if source is not None:
+            await self._job("poll", source_id, lambda now: self.app.poll(source, now))
+
+    async def _edition(self, channel_id: str) -> None:
+        channel = next((c for c in self.app.config.channels if c.id == channel_id), None)
+        if channel is None:
+            return
+
+        async def body(now: datetime) -> None:
+            try:
+                result = self.app.publish(channel, now)
+                log.info("channel %s: edition %s with %d article(s), %d message(s) queued %s", channel.id,
+                         result.edition_id, result.articles, result.messages, result.note)
+            except TamtamError as exc:
+                log.error("channel %s: edition not built: %s", channel.id, exc)
+                return
+            await self.app.dispatch([channel.id])
+
+        await self._job("edition", channel_id, body)
+
+    async def _dispatch(self) -> None:
+        await self._job("dispatch", "all", lambda now: self.app.dispatch())
+
+    def _on_signal(self) -> None:
+        if self.stop.is_set():
+            log.warning("second signal: stopping at once")
+            self.force.set()
+        self.stop.set()
+
+    async def serve(self, *, ready: asyncio.Event | None = None) -> None:
+        app = self.app
+        app.recover()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._on_signal)
+            except (NotImplementedError, RuntimeError):  # not the main thread (tests drive `stop`)
+                pass
+        scheduler = AsyncIOScheduler(**scheduler_kwargs(app.config))
+        scheduler.start(paused=True)
+        now = app.clock()
+        for job in plan(app.config, app.store.schedule.last_runs(), now):
+            if job.next_run is None:
+                continue
+            func = self._poll if job.what == "poll" else self._edition
+            scheduler.add_job(func, job.trigger, args=(job.target,), id=job.id, name=job.id,
+                              next_run_time=job.next_run)
+            log.info("job %s: %s%s", job.id, job.description, " — missed while stopped, runs now" if job.missed else "")
+        scheduler.add_job(self._dispatch, "interval", seconds=DISPATCH_EVERY, id="dispatch", next_run_time=now)
+        scheduler.resume()
+        log.info("tamtam running: %d source(s), %d channel(s); stop with Ctrl-C or SIGTERM",
+                 len(app.config.sources), len(app.config.channels))
+        if ready is not None:
+            ready.set()
+        await self.stop.wait()
+        await self._shutdown(scheduler)
+
+    async def _shutdown(self, scheduler: AsyncIOScheduler) -> None:
+        app = self.app
+        log.info("stopping: finishing the message in flight")
+        scheduler.pause()
+        app.dispatcher.stop()
+        for task, what in list(self.jobs.items()):
+            if what == "poll":
+                task.cancel()
+        await asyncio.sleep(0)  # a job submitted just before the pause starts and registers itself
+        grace = app.config.delivery.shutdown_grace.total_seconds()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        forced = asyncio.ensure_future(self.force.wait())
+        pending = {t for t in self.jobs if not t.done()}
+        while pending and not self.force.is_set() and (remaining := deadline - loop.time()) > 0:
+            await asyncio.wait(pending | {forced}, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+            pending = {t for t in self.jobs if not t.done()}
+        forced.cancel()
+        if pending:
+            self.clean = False
+            why = "a second signal" if self.force.is_set() else f"the {grace:g} s grace ran out"
+            log.warning("%s: stopping %d job(s) still running; a message cut off is settled at the next start "
+                        "(an email resent with the same Message-ID, a post flagged unknown)", why, len(pending))
+            for t in pending:
+                t.cancel()
+            await asyncio.wait(pending, timeout=5)
+        scheduler.shutdown(wait=False)
+        await app.aclose()
+        app.store.close()
+        log.info("stopped")
+
+
+async def run(app: App, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> bool:
+    """Serve until a signal (or ``stop``) under the runner lock. True when nothing was cut off."""
+    daemon = Daemon(app)
+    if stop is not None:
+        async def relay() -> None:
+            await stop.wait()
+            daemon._on_signal()
+        relay_task = asyncio.ensure_future(relay())
+    with app.store.runner_lock() as mine:
+        if not mine:
+            raise TamtamError(ALREADY_RUNNING)
+        try:
+            await daemon.serve(ready=ready)
+        finally:
+            if stop is not None:
+                relay_task.cancel()
+    return daemon.clean

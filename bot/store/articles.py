@@ -1,0 +1,138 @@
+"""The ``articles`` and ``sources`` tables: what the feeds gave, and each source's poll state."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, select, update
+from sqlalchemy.exc import DBAPIError
+
+from ..models import Article
+from . import tables as t
+from .db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceState:
+    etag: str | None = None
+    last_modified: str | None = None
+    last_polled_at: datetime | None = None
+    last_ok_at: datetime | None = None
+    last_error: str | None = None
+    error_count: int = 0
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0  # entries the database refused; logged, the rest of the feed is stored
+
+
+def content_hash(a: Article) -> str:
+    blob = json.dumps(
+        [a.url, a.title, a.author, list(a.categories), a.summary, a.content_html, a.image_url], ensure_ascii=False
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def row_to_article(row) -> Article:  # type: ignore[no-untyped-def]
+    return Article(
+        id=row.id,
+        source_id=row.source_id,
+        guid=row.guid,
+        url=row.url,
+        title=row.title,
+        author=row.author,
+        published_at=row.published_at,
+        categories=tuple(row.categories or ()),
+        summary=row.summary,
+        content_html=row.content_html,
+        image_url=row.image_url,
+    )
+
+
+class Articles:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- sources --------------------------------------------------------------------
+    def source_state(self, source_id: str) -> SourceState:
+        with self.db.connect() as conn:
+            row = conn.execute(select(t.sources).where(t.sources.c.id == source_id)).first()
+        if row is None:
+            return SourceState()
+        return SourceState(row.etag, row.last_modified, row.last_polled_at, row.last_ok_at, row.last_error,
+                           row.error_count or 0)
+
+    def record_poll(self, source_id: str, *, now: datetime, etag: str | None = None,
+                    last_modified: str | None = None, error: str | None = None) -> None:
+        """Remember the validators of a good poll, or the error of a bad one (keeping old validators)."""
+        with self.db.begin() as conn:
+            exists = conn.execute(select(t.sources.c.id).where(t.sources.c.id == source_id)).first()
+            if error is None:
+                values = dict(etag=etag, last_modified=last_modified, last_polled_at=now, last_ok_at=now,
+                              last_error=None, error_count=0)
+            else:
+                values = dict(last_polled_at=now, last_error=error,
+                              error_count=t.sources.c.error_count + 1 if exists else 1)
+            if exists:
+                conn.execute(update(t.sources).where(t.sources.c.id == source_id).values(**values))
+            else:
+                conn.execute(t.sources.insert().values(id=source_id, **values))
+
+    # -- articles -------------------------------------------------------------------
+    def upsert(self, items: list[Article], *, now: datetime) -> UpsertResult:
+        """Insert new articles; update edited ones in place (same guid) without making them new again.
+
+        An edit never changes ``published_at`` or ``first_seen_at``: what was sent stays sent,
+        and an article the feed re-dates is not news a second time.
+        """
+        new = updated = unchanged = rejected = 0
+        seen: set[str] = set()
+        with self.db.begin() as conn:
+            for a in items:
+                if a.guid in seen:  # a feed listing the same entry twice
+                    continue
+                seen.add(a.guid)
+                try:
+                    with conn.begin_nested():  # one bad entry must not lose the whole poll
+                        outcome = self._upsert_one(conn, a, now)
+                except DBAPIError as exc:
+                    log.warning("article %r from %s not stored: %s", a.guid[:200], a.source_id,
+                                getattr(exc, "orig", exc))
+                    rejected += 1
+                    continue
+                new += outcome == "new"
+                updated += outcome == "updated"
+                unchanged += outcome == "unchanged"
+        return UpsertResult(new, updated, unchanged, rejected)
+
+    @staticmethod
+    def _upsert_one(conn: Connection, a: Article, now: datetime) -> str:
+        h = content_hash(a)
+        row = conn.execute(
+            select(t.articles.c.id, t.articles.c.content_hash).where(t.articles.c.guid == a.guid)
+        ).first()
+        fields = dict(url=a.url, title=a.title, author=a.author, categories=list(a.categories),
+                      summary=a.summary, content_html=a.content_html, image_url=a.image_url, content_hash=h)
+        if row is None:
+            conn.execute(t.articles.insert().values(
+                guid=a.guid, source_id=a.source_id, published_at=a.published_at,
+                first_seen_at=now, updated_at=now, **fields))
+            return "new"
+        if row.content_hash != h:
+            conn.execute(update(t.articles).where(t.articles.c.id == row.id).values(updated_at=now, **fields))
+            return "updated"
+        return "unchanged"
+
+    def count(self) -> int:
+        with self.db.connect() as conn:
+            return conn.execute(select(func.count()).select_from(t.articles)).scalar_one()

@@ -1,0 +1,116 @@
+"""The database: one SQLAlchemy engine, Alembic migrations, transactions and the runner lock.
+
+SQLite (a file) is the default; PostgreSQL runs the same code. The modules beside this one
+each own a group of tables (:mod:`.articles`, :mod:`.subscribers`, :mod:`.editions`,
+:mod:`.outbox`); nothing else in Tamtam writes SQL.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
+
+
+def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+    # Let SQLAlchemy issue BEGIN itself: pysqlite's own transaction handling breaks SAVEPOINT
+    # (the workaround from SQLAlchemy's SQLite dialect documentation).
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    # busy_timeout first: switching to WAL itself needs the lock another process may hold.
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA journal_mode=WAL")  # the scheduler and the CLI may open the file at once
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return create_engine(url, pool_pre_ping=True)
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (idempotent)."""
+        # Alembic costs a quarter of a second to import; only commands that open the store pay it.
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
+        cfg = AlembicConfig()
+        cfg.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    @contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """One transaction: committed on success, rolled back on any exception."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def connect(self) -> Connection:
+        return self.engine.connect()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def backend(self) -> str:
+        return self.engine.url.get_backend_name()
+
+    @contextmanager
+    def runner_lock(self) -> Iterator[bool]:
+        """Hold the database's one runner lock while the body runs; yields False if another
+        process (a ``run`` daemon or a ``once``) holds it.
+
+        Two runners on one database would each take the other's in-flight messages for
+        crash leftovers at start-up (:func:`bot.dispatch.recover`), so they are kept apart:
+        a lock file beside a SQLite database, an advisory lock on PostgreSQL (per schema).
+        """
+        url = self.engine.url
+        if url.get_backend_name() == "sqlite":
+            if not url.database or url.database == ":memory:":
+                yield True
+                return
+            with open(f"{url.database}.lock", "a+") as fh:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    yield False
+                    return
+                try:
+                    yield True
+                finally:
+                    fcntl.flock(fh, fcntl.LOCK_UN)
+            return
+        key = text("SELECT hashtext(current_schema() || '.tamtam-runner')")
+        with self.engine.connect() as conn:
+            lock_id = conn.execute(key).scalar_one()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_id}).scalar_one()
+            conn.commit()
+            try:
+                yield bool(got)
+            finally:
+                if got:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
+                    conn.commit()

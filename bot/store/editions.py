@@ -1,0 +1,71 @@
+"""The ``channels``, ``editions`` and ``edition_articles`` tables: each channel's cursor.
+
+``edition_articles`` has one row per (channel, article) that went into an edition; its
+primary key makes "sent twice on one channel" impossible at the database level. Which
+articles an edition takes (filters, look-back, cap) is policy and lives in
+:mod:`bot.editions`; this module only reads and writes the rows.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Iterator
+
+from sqlalchemy import Connection, and_, exists, or_, select, update
+
+from ..models import Article
+from . import tables as t
+from .articles import row_to_article
+from .db import Database
+
+
+class Editions:
+    def __init__(self, db: Database):
+        self.db = db
+
+    @staticmethod
+    def started_at(conn: Connection, channel_id: str, now: datetime) -> datetime:
+        """When the channel first ran; recorded now if this is its first run."""
+        row = conn.execute(select(t.channels.c.started_at).where(t.channels.c.id == channel_id)).first()
+        if row is not None:
+            return row.started_at
+        conn.execute(t.channels.insert().values(id=channel_id, started_at=now))
+        return now
+
+    @staticmethod
+    def unsent(conn: Connection, channel_id: str, started: datetime, horizon: datetime) -> Iterator[Article]:
+        """Articles never in an edition of the channel, first seen after it started or
+        published since ``horizon``; oldest first."""
+        already = exists().where(
+            and_(t.edition_articles.c.channel_id == channel_id, t.edition_articles.c.article_id == t.articles.c.id)
+        )
+        q = (
+            select(t.articles)
+            .where(~already)
+            .where(or_(t.articles.c.first_seen_at > started, t.articles.c.published_at >= horizon))
+            .order_by(t.articles.c.published_at, t.articles.c.id)
+        )
+        return map(row_to_article, conn.execute(q))
+
+    @staticmethod
+    def record(conn: Connection, channel_id: str, articles: list[Article], now: datetime) -> int:
+        """Insert the edition and its cursor rows; returns the edition's id."""
+        edition_id = conn.execute(
+            t.editions.insert().values(channel_id=channel_id, created_at=now, article_count=len(articles))
+        ).inserted_primary_key[0]
+        if articles:
+            conn.execute(
+                t.edition_articles.insert(),
+                [{"channel_id": channel_id, "article_id": a.id, "edition_id": edition_id} for a in articles],
+            )
+        conn.execute(update(t.channels).where(t.channels.c.id == channel_id).values(last_edition_at=now))
+        return int(edition_id)
+
+    @staticmethod
+    def set_shared(conn: Connection, edition_id: int, shared: dict[str, Any]) -> None:
+        conn.execute(update(t.editions).where(t.editions.c.id == edition_id).values(shared=shared))
+
+    def shared(self, edition_id: int) -> dict[str, Any] | None:
+        """What every message of the edition shares (stored once), or None."""
+        with self.db.connect() as conn:
+            return conn.execute(select(t.editions.c.shared).where(t.editions.c.id == edition_id)).scalar_one_or_none()

@@ -1,0 +1,206 @@
+"""The ``outbox`` table: every message waiting to go out, and what became of it.
+
+This module is the table's only owner: the publisher enqueues through it, the dispatcher
+claims and records outcomes through it, and the admin's ``outbox`` commands list, retry
+and resolve through it. A row's life::
+
+    pending ──claim──► sending ──► sent
+       ▲                  │   ├──► failed   (refused for good, or out of attempts)
+       └── retry later ◄──┘   └──► unknown  (an at-most-once post may or may not be out)
+
+``attempts`` counts the answers a service gave about the message; a service that could not
+be reached at all costs the message nothing (:meth:`Outbox.release`).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Iterable, Iterator
+
+from sqlalchemy import Connection, func, select, update
+
+from ..errors import TamtamError
+from . import tables as t
+from .db import Database
+
+ENQUEUE_CHUNK = 1000
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class OutboxError(TamtamError):
+    """An admin asked for something the outbox cannot do (no such message, wrong status)."""
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message to enqueue: the kind's payload and where it goes."""
+
+    key: str
+    channel_id: str
+    kind: str
+    destination: str
+    payload: dict[str, Any]
+    edition_id: int | None = None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    key: str
+    channel_id: str
+    kind: str
+    destination: str
+    payload: dict[str, Any]
+    edition_id: int | None
+    status: Status
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _row(r: Any) -> OutboxRow:
+    return OutboxRow(r.id, r.key, r.channel_id, r.kind, r.destination, r.payload, r.edition_id, Status(r.status),
+                     r.attempts, r.next_attempt_at, r.last_error, r.created_at, r.updated_at)
+
+
+class Outbox:
+    def __init__(self, db: Database):
+        self.db = db
+
+    # -- the publisher ---------------------------------------------------------------
+    @staticmethod
+    def enqueue(conn: Connection, messages: Iterable[NewMessage], *, now: datetime) -> int:
+        """Insert messages in the caller's transaction, in chunks (a long list is never held
+        whole). The unique key makes a second insert of the same message fail loudly."""
+        total = 0
+        chunk: list[dict[str, Any]] = []
+        for m in messages:
+            chunk.append(dict(key=m.key, channel_id=m.channel_id, kind=m.kind, destination=m.destination,
+                              payload=m.payload, edition_id=m.edition_id, status=Status.PENDING.value, attempts=0,
+                              next_attempt_at=now, created_at=now, updated_at=now))
+            if len(chunk) >= ENQUEUE_CHUNK:
+                conn.execute(t.outbox.insert(), chunk)
+                total += len(chunk)
+                chunk = []
+        if chunk:
+            conn.execute(t.outbox.insert(), chunk)
+            total += len(chunk)
+        return total
+
+    # -- the dispatcher --------------------------------------------------------------
+    def due_channels(self, now: datetime) -> list[str]:
+        q = (select(t.outbox.c.channel_id)
+             .where(t.outbox.c.status == Status.PENDING.value, t.outbox.c.next_attempt_at <= now).distinct())
+        with self.db.connect() as conn:
+            return sorted(r.channel_id for r in conn.execute(q))
+
+    def pending(self, channel_id: str, *, after_id: int, limit: int) -> list[OutboxRow]:
+        """The channel's next pending rows (due or not), in the order they were queued."""
+        q = (select(t.outbox).where(t.outbox.c.channel_id == channel_id, t.outbox.c.status == Status.PENDING.value,
+                                    t.outbox.c.id > after_id)
+             .order_by(t.outbox.c.id).limit(limit))
+        with self.db.connect() as conn:
+            return [_row(r) for r in conn.execute(q)]
+
+    def claim(self, row_id: int, now: datetime) -> bool:
+        """pending → sending, a compare-and-set that also works between processes."""
+        with self.db.begin() as conn:
+            res = conn.execute(update(t.outbox)
+                               .where(t.outbox.c.id == row_id, t.outbox.c.status == Status.PENDING.value)
+                               .values(status=Status.SENDING.value, updated_at=now))
+            return res.rowcount == 1
+
+    def _set(self, row_id: int, now: datetime, *, answered: bool, **values: Any) -> None:
+        if answered:
+            values["attempts"] = t.outbox.c.attempts + 1
+        with self.db.begin() as conn:
+            conn.execute(update(t.outbox).where(t.outbox.c.id == row_id).values(updated_at=now, **values))
+
+    def sent(self, row_id: int, now: datetime, *, remote_id: str | None, receipt: str) -> None:
+        self._set(row_id, now, answered=True, status=Status.SENT.value, sent_at=now, remote_id=remote_id,
+                  receipt=receipt, last_error=None)
+
+    def retry_later(self, row_id: int, now: datetime, *, when: datetime, reason: str) -> None:
+        """The service answered "not now" about this message: one attempt spent."""
+        self._set(row_id, now, answered=True, status=Status.PENDING.value, next_attempt_at=when, last_error=reason)
+
+    def release(self, row_id: int, now: datetime, *, when: datetime, reason: str) -> None:
+        """Back to pending without spending an attempt: the service could not be reached."""
+        self._set(row_id, now, answered=False, status=Status.PENDING.value, next_attempt_at=when, last_error=reason)
+
+    def failed(self, row_id: int, now: datetime, *, reason: str, answered: bool = True) -> None:
+        self._set(row_id, now, answered=answered, status=Status.FAILED.value, last_error=reason)
+
+    def unknown(self, row_id: int, now: datetime, *, reason: str) -> None:
+        self._set(row_id, now, answered=True, status=Status.UNKNOWN.value, last_error=reason)
+
+    # -- crash recovery --------------------------------------------------------------
+    def interrupted(self) -> list[tuple[int, str]]:
+        """(id, channel) of every row left ``sending`` by a process that stopped mid-send."""
+        with self.db.connect() as conn:
+            return [(r.id, r.channel_id) for r in
+                    conn.execute(select(t.outbox.c.id, t.outbox.c.channel_id)
+                                 .where(t.outbox.c.status == Status.SENDING.value))]
+
+    def settle_interrupted(self, row_id: int, now: datetime, *, resend: bool, reason: str) -> None:
+        status = Status.PENDING if resend else Status.UNKNOWN
+        with self.db.begin() as conn:
+            conn.execute(update(t.outbox)
+                         .where(t.outbox.c.id == row_id, t.outbox.c.status == Status.SENDING.value)
+                         .values(status=status.value, next_attempt_at=now, last_error=reason, updated_at=now))
+
+    # -- the admin -------------------------------------------------------------------
+    def list(self, status: Status | None = None) -> Iterator[OutboxRow]:
+        """Rows with ``status``, or every row not sent."""
+        q = select(t.outbox).order_by(t.outbox.c.id)
+        q = q.where(t.outbox.c.status == status.value) if status else q.where(t.outbox.c.status != Status.SENT.value)
+        with self.db.connect() as conn:
+            for r in conn.execution_options(yield_per=1000).execute(q):
+                yield _row(r)
+
+    def get(self, row_id: int) -> OutboxRow:
+        with self.db.connect() as conn:
+            r = conn.execute(select(t.outbox).where(t.outbox.c.id == row_id)).first()
+        if r is None:
+            raise OutboxError(f"no outbox message {row_id}")
+        return _row(r)
+
+    def retry(self, row_id: int, now: datetime) -> None:
+        """A failed or unknown message goes back to pending, due now, with its attempts reset."""
+        row = self.get(row_id)
+        if row.status not in (Status.FAILED, Status.UNKNOWN):
+            raise OutboxError(f"message {row_id} is {row.status}; only failed or unknown messages can be retried")
+        with self.db.begin() as conn:
+            conn.execute(update(t.outbox).where(t.outbox.c.id == row_id, t.outbox.c.status == row.status.value)
+                         .values(status=Status.PENDING.value, next_attempt_at=now, attempts=0, updated_at=now))
+
+    def resolve(self, row_id: int, now: datetime) -> None:
+        """The admin checked an unknown post is out: it counts as sent."""
+        row = self.get(row_id)
+        if row.status != Status.UNKNOWN:
+            raise OutboxError(f"message {row_id} is {row.status}; only unknown messages can be resolved")
+        with self.db.begin() as conn:
+            conn.execute(update(t.outbox).where(t.outbox.c.id == row_id, t.outbox.c.status == Status.UNKNOWN.value)
+                         .values(status=Status.SENT.value, sent_at=now, receipt="marked delivered by the admin",
+                                 updated_at=now))
+
+    def counts(self) -> dict[str, dict[Status, int]]:
+        """{channel: {status: count}}."""
+        out: dict[str, dict[Status, int]] = {}
+        q = (select(t.outbox.c.channel_id, t.outbox.c.status, func.count())
+             .group_by(t.outbox.c.channel_id, t.outbox.c.status))
+        with self.db.connect() as conn:
+            for ch, status, n in conn.execute(q):
+                out.setdefault(ch, {})[Status(status)] = n
+        return out

@@ -1,0 +1,133 @@
+"""Word-boundary cuts and the shortening ladder.
+
+A channel with a length limit renders a post from a template, measures it, and, when it
+is too long, shortens the article fields the template shows — summaries first, then
+titles — on the plain text, *before* the template escapes it, so a cut never lands inside
+a tag or an entity. :func:`shrink` finds the longest texts that fit with a binary search.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+from typing import Callable, Sequence, TypeVar
+
+ELLIPSIS = "…"
+#: Any whitespace run except the no-break spaces French typography puts on purpose.
+SQUEEZE = re.compile(r"[^\S\u00a0\u202f]+")
+
+log = logging.getLogger(__name__)
+
+A = TypeVar("A")  # an Article (anything with title and summary fields, a dataclass)
+
+
+def excerpt(text: str | None, length: int = 200, ellipsis: str = ELLIPSIS) -> str:
+    """At most ``length`` characters of ``text``, cut at a word boundary with « … ».
+
+    Whitespace is collapsed first (feeds are full of stray newlines). A single word
+    longer than ``length`` is cut inside, which is better than showing nothing.
+    """
+    if not text:
+        return ""
+    flat = SQUEEZE.sub(" ", str(text)).strip()
+    if len(flat) <= length:
+        return flat
+    if length <= len(ellipsis):
+        return ""
+    room = length - len(ellipsis)
+    cut = flat[: room + 1]
+    space = cut.rfind(" ")
+    head = cut[:space] if space > 0 else flat[:room]
+    head = head.rstrip(" ,;:.!?-–—«(\u00a0\u202f")
+    return (head + ellipsis) if head else ""
+
+
+def cut_to(text: str, limit: int, measure: Callable[[str], int]) -> str:
+    """The longest :func:`excerpt` of ``text`` whose ``measure`` is at most ``limit``.
+
+    ``measure`` must count every character at least 1 and at most 2 (UTF-16 units, say),
+    so ``excerpt(text, limit // 2)`` always fits and a binary search finds the rest."""
+    whole = excerpt(text, limit)
+    if measure(whole) <= limit:
+        return whole
+    lo, hi = limit // 2, limit + 1  # excerpt(text, lo) fits; the largest that fits is in [lo, hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if measure(excerpt(text, mid)) <= limit:
+            lo = mid
+        else:
+            hi = mid
+    return excerpt(text, lo)
+
+
+def shrink(render: Callable[[list[A]], str], articles: Sequence[A], ok: Callable[[str], bool],
+           size: Callable[[str], int], shorten: Callable[[str, int], str],
+           limit: int) -> tuple[list[A], str] | None:
+    """Render ``articles``; if ``ok`` refuses the output, shorten summaries, then titles,
+    until it accepts. Returns the shortened articles and the output, or None when even
+    the shortest titles without summaries are refused (the caller then takes the next
+    rung of its ladder; nothing here raises for content that is too long).
+
+    ``shorten(text, n)`` keeps at most ``n`` units of ``text`` (characters for Telegram,
+    X's weighted characters for X); ``size`` measures a field in those units (or more),
+    which bounds the search.
+
+    A shown field longer than the post's ``limit`` can never fit, so longer fields are
+    first cut to ``limit`` (a field the template does not show may be cut too: no one
+    sees it). That keeps a 20,000-character title from costing seconds of measuring.
+    """
+    def clip(text: str) -> str:
+        return text if len(text) <= limit else shorten(text, limit)
+
+    arts = [a if len(a.title) <= limit and len(a.summary) <= limit  # type: ignore[attr-defined]
+            else replace(a, title=clip(a.title), summary=clip(a.summary))  # type: ignore[attr-defined,type-var]
+            for a in articles]
+    out = render(arts)
+    if ok(out):
+        return arts, out
+
+    def shortened(summary: int | None, title: int | None) -> list[A]:
+        return [replace(a,  # type: ignore[type-var]
+                        summary=a.summary if summary is None else shorten(a.summary, summary),  # type: ignore[attr-defined]
+                        title=a.title if title is None else shorten(a.title, title))  # type: ignore[attr-defined]
+                for a in arts]
+
+    for field, longest in (("summary", max((size(a.summary) for a in arts), default=0)),  # type: ignore[attr-defined]
+                           ("title", max((size(a.title) for a in arts), default=0))):  # type: ignore[attr-defined]
+        def attempt(n: int) -> tuple[list[A], str]:
+            candidate = shortened(n, None) if field == "summary" else shortened(0, n)
+            return candidate, render(candidate)
+
+        start = 0 if field == "summary" else len(ELLIPSIS) + 1
+        found, out = attempt(start)
+        if not ok(out):
+            continue
+        lo, hi = start, min(longest, limit + 1)  # the largest n that fits lies in [lo, hi)
+        best = (found, out)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            arts_mid, out_mid = attempt(mid)
+            if ok(out_mid):
+                lo, best = mid, (arts_mid, out_mid)
+            else:
+                hi = mid
+        return best
+    return None
+
+
+def last_resort_title(candidates: Sequence[str | None]) -> str:
+    """The first non-blank text among ``candidates`` (an article's title, the channel's, the
+    site's name and address), whitespace squeezed: what a post shows when nothing else fits."""
+    for text in candidates:
+        flat = SQUEEZE.sub(" ", text or "").strip()
+        if flat:
+            return flat
+    return ELLIPSIS
+
+
+def said_fallback(channel: object, url: str, how: str) -> None:
+    """Say so when an article went out in a reduced form: an admin may want to know."""
+    shown = url if len(url) <= 120 else url[:120] + ELLIPSIS
+    log.warning("channel %s: article %s is too long for a %s post even shortened; sent %s",
+                getattr(channel, "id", "?"), shown, getattr(channel, "type", "?"), how)
