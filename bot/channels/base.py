@@ -49,6 +49,9 @@ class Transport(ABC):
     #: Message-ID, files overwritten by key). A message left "sending" by a crash is then
     #: retried; otherwise it is flagged "unknown" for the admin and never re-sent.
     at_least_once: ClassVar[bool] = False
+    #: the longest text one message may carry, in the service's own measure (None: no limit);
+    #: a longer one is refused with PermanentError before any request is made
+    max_text: ClassVar[int | None] = None
 
     def __init__(self, settings: TransportSettings, host: Host, kind: "ChannelKind"):
         """``settings`` is this transport's table, ``host`` the config it lives in, ``kind``

@@ -114,6 +114,8 @@ def translate(exc: TelegramError, where: str) -> DeliveryError:
 class TelegramTransport(Transport):
     name: ClassVar[str] = "telegram"
     at_least_once: ClassVar[bool] = False
+    max_text: ClassVar[int | None] = MAX_TEXT  # visible characters in UTF-16 units
+    max_caption: ClassVar[int] = MAX_CAPTION  # the same, for a photo's caption
 
     settings: TelegramSettings
 
@@ -179,7 +181,7 @@ class TelegramTransport(Transport):
             raise PermanentError(f"{where}: message {message.key} is a {message.kind!r} message, not telegram")
         # The renderer fits posts with this very measure (visible text, UTF-16 units), so
         # what it makes always passes; a post over the limit never reaches Telegram.
-        limit = MAX_CAPTION if post.photo_url else MAX_TEXT
+        limit = self.max_caption if post.photo_url else MAX_TEXT
         what = "caption" if post.photo_url else "text"
         length = visible_length(post.text)
         if length > limit:

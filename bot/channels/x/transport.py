@@ -140,6 +140,7 @@ def _never_left(exc: requests.ConnectionError) -> bool:
 class XTransport(Transport):
     name = "x"
     at_least_once = False
+    max_text = MAX_WEIGHTED  # weighted by twitter-text: a URL counts 23, an emoji 2
 
     settings: XSettings
 
@@ -174,10 +175,10 @@ class XTransport(Transport):
         post = message.body
         if not isinstance(post, XPost):
             raise PermanentError(f"{self.where} cannot send a {message.kind!r} message ({message.key})")
-        if not fits(post.text, MAX_WEIGHTED):
+        if not fits(post.text, self.max_text):
             raise PermanentError(
                 f"{self.where}: post {message.key} is {weighted_length(post.text)} weighted characters, "
-                f"X takes 1 to {MAX_WEIGHTED} without invalid characters (the renderer should have cut it)"
+                f"X takes 1 to {self.max_text} without invalid characters (the renderer should have cut it)"
             )
         if self._client is None:
             await self.open()
