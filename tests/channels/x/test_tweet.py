@@ -15,9 +15,10 @@ import pytest
 import yaml
 from twitter_text import extract_urls
 
-from bot.render.tweet import CONFIGS, fits, parse, truncate_to_fit, weighted_length
+from bot.channels.x.tweet import CONFIGS, fits, parse, truncate_to_fit, weighted_length
 
-VALIDATE = Path(__file__).resolve().parent.parent.parent / "shared" / "corpora" / "twitter-text" / "validate.yml"
+# tests/channels/x/ → the project → the shared corpora beside it
+VALIDATE = Path(__file__).resolve().parents[4] / "shared" / "corpora" / "twitter-text" / "validate.yml"
 
 SECTIONS = {
     "WeightedTweetsCounterTest": "version2",
