@@ -162,6 +162,19 @@ def _loc(loc: tuple[Any, ...], data: Any) -> str:
     return out or "(top level)"
 
 
+def _node(data: Any, loc: tuple[Any, ...]) -> Any:
+    """The part of the admin's data at ``loc``, skipping the levels pydantic adds."""
+    node = data
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list) and part < len(node):
+            node = node[part]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        elif not (isinstance(node, dict) and node.get("type") == part):
+            return None
+    return node
+
+
 def _explain(err: dict[str, Any], data: Any) -> str:
     where = _loc(tuple(err["loc"]), data)
     kind = err["type"]
@@ -172,6 +185,10 @@ def _explain(err: dict[str, Any], data: Any) -> str:
     if kind in ("union_tag_invalid", "union_tag_not_found"):
         given = err.get("input", {}).get("type") if isinstance(err.get("input"), dict) else err.get("input")
         expected = err.get("ctx", {}).get("expected_tags", "")
+        owner = _node(data, tuple(err["loc"])[:-1])
+        if where.endswith(".transport") and isinstance(owner, dict) and "type" in owner:
+            return (f"{where}.type: got {given!r}; expected one of {expected} "
+                    f"(the transports a {owner['type']} channel can use)")
         return f"{where}.type: got {given!r}; expected one of {expected}"
     msg = err["msg"]
     if msg.startswith("Value error, "):

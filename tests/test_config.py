@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import load_config, parse_config, parse_duration, required_secrets, secret
+from bot.config import load_config, parse_config, required_secrets
 from bot.errors import ConfigError
+from bot.settings import format_duration, parse_duration, secret
 
 BASE = {"site": {"name": "L’Écho", "base_url": "https://echo.example"}}
 
@@ -49,7 +50,7 @@ def test_bundled_configs_load(tmp_path):
      "transport.port: got 'abc'; expected integer"),
     ({**BASE, "channels": [channel(transport={"type": "pigeon"})]}, "transport.type: got 'pigeon'; expected one of"),
     ({**BASE, "channels": [channel(type="telegram", transport={"type": "smtp", "host": "h", "from": "a@b.c"})]},
-     "a telegram channel cannot use the 'smtp' transport"),
+     "transport.type: got 'smtp'; expected one of 'telegram', 'file' (the transports a telegram channel can use)"),
     ({"site": {"name": "x", "base_url": "echo.example"}}, "site.base_url: expected an http(s) URL"),
     ({"site": {"name": "x", "base_url": "https://e.example", "timezone": "Afrique/Bamako"}}, "unknown timezone 'Afrique/Bamako'"),
     ({**BASE, "channels": [channel(), channel()]}, "two channels have the id 'news'"),
@@ -98,15 +99,25 @@ def test_secret_values_are_not_accepted_in_the_file():
     assert any("token: unknown key" in p for p in found)
 
 
-def test_parse_duration():
+def test_durations_are_parsed_once_at_load():
     assert parse_duration("15m").total_seconds() == 900
     assert parse_duration("2d").days == 2
-    with pytest.raises(ValueError):
-        parse_duration("0s")
+    assert parse_duration("0.5s").total_seconds() == 0.5
+    for bad in ("0s", "15", "1w", "-1m", ""):
+        with pytest.raises(ValueError):
+            parse_duration(bad)
+    cfg = parse_config({**BASE, "channels": [channel(lookback="36h")],
+                        "sources": [{"id": "s", "url": "f.xml", "timeout": "5s", "poll": {"every": "90s"}}],
+                        "delivery": {"backoff_base": "1m"}})
+    assert cfg.channels[0].lookback.total_seconds() == 36 * 3600
+    assert cfg.sources[0].timeout.total_seconds() == 5 and cfg.sources[0].poll.every.total_seconds() == 90
+    assert cfg.delivery.backoff_base.total_seconds() == 60
+    assert cfg.sources[0].poll.describe() == "every 90s" and format_duration(cfg.channels[0].lookback) == "36h"
 
 
 @pytest.mark.parametrize("data, expected", [
     ({**BASE, "channels": [channel(lookback="99999999999d")]}, "longer than the 3650 days"),
+    ({**BASE, "sources": [{"id": "s", "url": "f.xml", "max_bytes": 1e20}]}, "sources[0] (id \"s\").max_bytes"),
     ({**BASE, "storage": {"url": "garbage"}}, "storage.url: expected 'sqlite:///path/to/file.db'"),
     ({**BASE, "storage": {"url": "mysql://u@h/db"}}, "SQLite or PostgreSQL, not 'mysql'"),
     ({"site": {"name": "L’Écho\nBcc: x@evil.example", "base_url": "https://e.example"}}, "site.name: must be one line"),
