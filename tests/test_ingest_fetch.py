@@ -242,3 +242,48 @@ async def test_an_unexpected_failure_still_comes_out_as_source_error() -> None:
 async def test_malformed_url(url: str) -> None:
     with pytest.raises(SourceError):
         await fetch(source(url))
+
+
+# -- redirects to internal addresses -------------------------------------------------------------
+
+async def test_a_redirect_may_stay_on_the_configured_host(feed_server: FeedServer) -> None:
+    """The feed lives on 127.0.0.1 (a real deployment can): moving to another path there is fine."""
+    feed_server.add_feed("/flux/", DEMO.read_bytes())
+    target = feed_server.url("/flux/")
+    result = await fetch_source(source(feed_server.url(f"/redirect-to?url={target}")), etag=None,
+                                last_modified=None, now=NOW, base_dir=ROOT)
+    assert result.url == target and result.articles
+
+
+@pytest.mark.parametrize("host", ["127.0.0.2", "localhost"])
+async def test_a_redirect_to_another_internal_host_is_refused(feed_server: FeedServer, host: str) -> None:
+    """The defect: a 302 to another service on the machine was followed and its answer
+    published by email, Telegram and X. 127.0.0.2 and "localhost" are other hosts than the
+    configured 127.0.0.1, and both are loopback."""
+    with FeedServer(host="127.0.0.2") as internal:
+        internal.add_feed("/secret", b"<rss version='2.0'><channel><item><title>INTERNAL SECRET db_password=hunter2"
+                                     b"</title><link>http://x.example/1</link></item></channel></rss>")
+        secret = internal.url("/secret").replace("127.0.0.2", host)
+        with pytest.raises(SourceError) as exc:
+            await fetch_source(source(feed_server.url(f"/redirect-to?url={secret}")), etag=None,
+                               last_modified=None, now=NOW, base_dir=ROOT)
+        assert "refused to fetch" in str(exc.value) and "loopback" in str(exc.value)
+        assert ("127.0.0.1" if host == "localhost" else "127.0.0.2") in str(exc.value)
+        assert internal.requests_to("/secret") == []  # nothing ever reached the internal service
+
+
+@pytest.mark.parametrize("address, what", [
+    ("169.254.169.254", "link-local"), ("10.0.0.5", "private"), ("192.168.1.1", "private"),
+    ("100.100.100.200", "non-public"), ("::1", "loopback"), ("fd00:ec2::254", "private"),
+    ("::ffff:127.0.0.1", "loopback"), ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"),
+])
+def test_internal_addresses_are_named(address: str, what: str) -> None:
+    from bot.net import why_not_public
+
+    assert what in (why_not_public(address) or "")
+
+
+def test_public_addresses_pass() -> None:
+    from bot.net import why_not_public
+
+    assert why_not_public("93.184.216.34") is None and why_not_public("2606:4700::1111") is None

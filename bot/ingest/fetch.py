@@ -23,6 +23,7 @@ import httpx
 from ..config import Source
 from ..errors import SourceError
 from ..models import Article
+from ..net import RefusedAddress, guarded_client
 from ..settings import format_duration
 from .parse import parse_feed
 
@@ -43,7 +44,10 @@ class FetchResult:
 
 async def fetch_source(source: Source, *, etag: str | None, last_modified: str | None, now: datetime,
                        base_dir: Path, client: httpx.AsyncClient | None = None) -> FetchResult:
-    """Fetch and parse one source. Raises only ``SourceError``."""
+    """Fetch and parse one source. Raises only ``SourceError``.
+
+    ``client`` is for tests and callers with their own client; without one, a client that
+    refuses redirects to internal addresses (:func:`bot.net.guarded_client`) is used."""
     try:
         if _is_web(source.url):
             return await _fetch_http(source, etag=etag, last_modified=last_modified, now=now, client=client)
@@ -192,13 +196,16 @@ async def _fetch_http(source: Source, *, etag: str | None, last_modified: str | 
         headers["If-Modified-Since"] = last_modified
     own = client is None
     if client is None:
-        client = httpx.AsyncClient(follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=seconds)
+        # Redirects are followed, but only to public addresses unless they stay on the feed's host.
+        client = guarded_client(source.url, follow_redirects=True, max_redirects=MAX_REDIRECTS, timeout=seconds)
     try:
         async with asyncio.timeout(seconds):
             result = await _get(client, source, headers, etag=etag, last_modified=last_modified, timeout=seconds)
     except (TimeoutError, httpx.TimeoutException) as exc:
         raise SourceError(source.id, f"no complete answer from {source.url} within {format_duration(source.timeout)} "
                                      f"(timeout); the server is slow or unreachable") from exc
+    except RefusedAddress as exc:
+        raise SourceError(source.id, str(exc)) from exc
     except httpx.TooManyRedirects as exc:
         raise SourceError(source.id, f"{source.url} redirects too many times (more than {MAX_REDIRECTS})") from exc
     except httpx.ConnectError as exc:

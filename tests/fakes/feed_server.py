@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -55,6 +56,7 @@ class FeedServer:
     slow_seconds: float = 5.0  # how long /slow waits before answering (released at shutdown)
     big_bytes: int = 20_000_000  # how much /big would send if the client kept reading
     bomb_bytes: int = 20_000_000  # decoded size of /bomb
+    host: str = "127.0.0.1"  # any loopback address: 127.0.0.2 plays "another host on this machine"
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -87,7 +89,7 @@ class FeedServer:
 
     # -- lifecycle ------------------------------------------------------------------------
     def start(self) -> "FeedServer":
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        server = ThreadingHTTPServer((self.host, 0), _make_handler(self))
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -159,6 +161,10 @@ def _make_handler(srv: FeedServer) -> type[BaseHTTPRequestHandler]:
             if path.startswith("/redirect/"):
                 # /redirect/<target path> → 302 to that path on this server
                 target = path[len("/redirect"):]
+                return self._send(302, b"", "text/plain", extra={"Location": target})
+            if path == "/redirect-to":
+                # /redirect-to?url=<absolute URL> → 302 there (another host, say)
+                target = parse_qs(urlsplit(self.path).query)["url"][0]
                 return self._send(302, b"", "text/plain", extra={"Location": target})
             if path == "/loop":
                 return self._send(302, b"", "text/plain", extra={"Location": "/loop"})
