@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,9 +18,10 @@ from pathlib import Path
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import check as checks
+from . import redact
 from .app import App
 from .channels import registry
-from .config import Config, find_config, load_config
+from .config import Config, find_config, load_config, required_secrets
 from .daemon import ALREADY_RUNNING, run
 from .errors import ConfigError, TamtamError, TemplateError
 from .publish import preview
@@ -108,7 +110,9 @@ def _list_channel(config: Config, channel_id: str):  # type: ignore[no-untyped-d
     """A channel that has its own list of subscribers, or ConfigError."""
     ch = config.channel(channel_id)
     if not registry.KINDS[ch.type].has_subscribers:
-        raise ConfigError(f"channel {ch.id!r} is a {ch.type} channel; it has no list of subscribers")
+        listed = " or ".join(name for name, kind in registry.KINDS.items() if kind.has_subscribers)
+        raise ConfigError(f"channel {ch.id!r} is a {ch.type} channel, which has no list of subscribers; "
+                          f"subscribers belong to {listed} channels")
     return ch
 
 
@@ -236,13 +240,24 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; what it prints and logs passes through :mod:`bot.redact`."""
+    streams = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = redact.RedactingStream(sys.stdout), redact.RedactingStream(sys.stderr)
+    try:
+        return _main(argv)
+    finally:
+        sys.stdout, sys.stderr = streams
+
+
+def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose or args.command == "run" else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install(logging.INFO if args.verbose or args.command == "run" else logging.WARNING)
     path = find_config(args.config)
     config: Config | None = None
     try:
         config = load_config(path)
+        for env, _ in required_secrets(config):  # before any library can log one
+            redact.register(os.environ.get(env))
         return args.func(config, args) or 0
     except ConfigError as exc:
         print(f"Configuration error in {exc.path or path}:" if exc.path or len(exc.problems) > 1

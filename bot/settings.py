@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import redact
 from .errors import ConfigError
 
 MAX_DURATION = timedelta(days=3650)
@@ -213,4 +214,5 @@ def secret(env_name: str | None, what: str) -> str | None:
     value = os.environ.get(env_name)
     if value is None or value == "":
         raise ConfigError(f"{what}: environment variable {env_name} is not set")
+    redact.register(value)
     return value

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from ..models import Article
+from ..redact import redact
 from . import tables as t
 from .db import Database
 
@@ -81,7 +82,7 @@ class Articles:
                 values = dict(etag=etag, last_modified=last_modified, last_polled_at=now, last_ok_at=now,
                               last_error=None, error_count=0)
             else:
-                values = dict(last_polled_at=now, last_error=error,
+                values = dict(last_polled_at=now, last_error=redact(error),
                               error_count=t.sources.c.error_count + 1 if exists else 1)
             if exists:
                 conn.execute(update(t.sources).where(t.sources.c.id == source_id).values(**values))

@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 from sqlalchemy import Connection, func, select, update
 
 from ..errors import TamtamError
+from ..redact import redact
 from . import tables as t
 from .db import Database
 
@@ -122,6 +123,9 @@ class Outbox:
             return res.rowcount == 1
 
     def _set(self, row_id: int, now: datetime, *, answered: bool, **values: Any) -> None:
+        for text in ("last_error", "receipt"):  # a service's words may quote a credential
+            if values.get(text):
+                values[text] = redact(values[text])
         if answered:
             values["attempts"] = t.outbox.c.attempts + 1
         with self.db.begin() as conn:
