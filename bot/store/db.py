@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+
+from ..errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
@@ -31,11 +34,21 @@ def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
     cur.close()
 
 
+def _private_file(path: Path) -> None:
+    """Create ``path`` (and its folder) readable by this user only, if it does not exist.
+    SQLite gives its -wal and -shm files the database file's permissions."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    except OSError as exc:
+        raise ConfigError(f"storage.url: cannot create {str(path)!r}: {exc.strerror or exc}") from None
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(path))
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
@@ -51,16 +64,33 @@ class Database:
         self.engine = make_engine(url)
 
     def migrate(self) -> None:
-        """Bring the schema to the newest migration (idempotent)."""
+        """Bring the schema to the newest migration (idempotent). Two processes starting on
+        a fresh database at once take turns: the second finds the schema made and does nothing."""
         # Alembic costs a quarter of a second to import; only commands that open the store pay it.
         from alembic import command
         from alembic.config import Config as AlembicConfig
 
         cfg = AlembicConfig()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
+        with self._migration_lock(), self.engine.begin() as conn:
+            if self.backend == "postgresql":  # held until this transaction ends
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.tamtam-migrate'))"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    @contextmanager
+    def _migration_lock(self) -> Iterator[None]:
+        """A SQLite database is migrated under an exclusive lock on ``<file>.migrate.lock``."""
+        database = self.engine.url.database
+        if self.backend != "sqlite" or not database or database == ":memory:":
+            yield
+            return
+        fd = os.open(f"{database}.migrate.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -92,7 +122,7 @@ class Database:
             if not url.database or url.database == ":memory:":
                 yield True
                 return
-            with open(f"{url.database}.lock", "a+") as fh:
+            with os.fdopen(os.open(f"{url.database}.lock", os.O_CREAT | os.O_RDWR, 0o600), "r+") as fh:
                 try:
                     fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from email.utils import parseaddr
 from typing import Annotated, Literal, Union
@@ -45,6 +46,9 @@ class SmtpSettings(TransportSettings):
         return v
 
 
+UNSUBSCRIBE_PLACEHOLDERS = ("token", "email")
+
+
 class EmailChannelSettings(ChannelSettings):
     """``[[channels]] type = "email"``: a digest (or one email per article) to a list of subscribers."""
 
@@ -52,3 +56,21 @@ class EmailChannelSettings(ChannelSettings):
     transport: Annotated[Union[SmtpSettings, FileSettings], Field(discriminator="type")]
     # where a subscriber unsubscribes; {token} and {email} are filled in per recipient
     unsubscribe_url: str | None = None
+
+    @field_validator("unsubscribe_url")
+    @classmethod
+    def _unsubscribe(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        one_line(v)
+        if not re.match(r"^(https?://[^\s/?#]+|mailto:[^\s@]+@[^\s@]+)", v, re.IGNORECASE):
+            raise ValueError(f"expected an https:// (or http://, mailto:) address, got {v!r}")
+        placeholders = re.findall(r"\{([^{}]*)\}", v)
+        unknown = [p for p in placeholders if p not in UNSUBSCRIBE_PLACEHOLDERS]
+        if unknown:
+            raise ValueError(f"unknown placeholder {{{unknown[0]}}} in {v!r}; the placeholders are "
+                             + " and ".join(f"{{{p}}}" for p in UNSUBSCRIBE_PLACEHOLDERS))
+        if "token" not in placeholders:
+            raise ValueError(f"{v!r} has no {{token}}: every reader would get the same link, which cannot say "
+                             "who is unsubscribing")
+        return v

@@ -81,8 +81,12 @@ class FileTransport(Transport):
         return PermanentError(f"cannot {doing} {str(path)!r}: {reason}")
 
     def _mkdir(self, folder: Path) -> None:
+        """Create ``folder`` and the missing folders above it, for this user only: the files
+        hold subscribers' addresses."""
+        missing = [p for p in (folder, *folder.parents) if not p.exists()]
         try:
-            folder.mkdir(parents=True, exist_ok=True)
+            for p in reversed(missing):
+                p.mkdir(mode=0o700, exist_ok=True)
         except OSError as exc:
             raise self._fail(folder, exc, "create the folder") from exc
 
@@ -95,8 +99,7 @@ class FileTransport(Transport):
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)  # mkstemp makes it 0600; these files are meant to be read
-            os.replace(tmp, path)
+            os.replace(tmp, path)  # mkstemp made it 0600: readable by this user only
             tmp = None
         except OSError as exc:
             raise self._fail(path, exc, "write") from exc
