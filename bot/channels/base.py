@@ -123,6 +123,8 @@ class ChannelKind(ABC):
     name: ClassVar[str]
     #: the settings model of a channel of this kind (``type: Literal[name]``, a transport union)
     settings: ClassVar[type[ChannelSettings]]
+    #: the type of this kind's message bodies; a transport refuses any other
+    body: ClassVar[type]
     #: template role → shipped default template
     roles: ClassVar[Mapping[str, str]]
     #: True when the channel has a list of subscribers (managed by ``subscribers …``)

@@ -58,18 +58,26 @@ class Subscribers:
             return res.rowcount > 0
 
     def iter(self, channel_id: str, *, active_only: bool = True, conn: Connection | None = None,
-             ) -> Iterator[Subscriber]:
-        """The channel's subscribers in the order they came, read in chunks (never all at once)."""
-        q = select(t.subscribers).where(t.subscribers.c.channel_id == channel_id).order_by(t.subscribers.c.id)
-        if active_only:
-            q = q.where(t.subscribers.c.active.is_(True))
-        if conn is not None:
-            for row in conn.execution_options(yield_per=1000).execute(q):
-                yield _subscriber(row)
+             chunk: int = 1000) -> Iterator[Subscriber]:
+        """The channel's subscribers in the order they came, read ``chunk`` at a time by id
+        (keyset pages, not a server-side cursor: the caller may write on the same
+        connection between pages, as the publisher does)."""
+        if conn is None:
+            with self.db.connect() as c:
+                yield from self.iter(channel_id, active_only=active_only, conn=c, chunk=chunk)
             return
-        with self.db.connect() as c:
-            for row in c.execution_options(yield_per=1000).execute(q):
+        last = 0
+        while True:
+            q = (select(t.subscribers).where(t.subscribers.c.channel_id == channel_id, t.subscribers.c.id > last)
+                 .order_by(t.subscribers.c.id).limit(chunk))
+            if active_only:
+                q = q.where(t.subscribers.c.active.is_(True))
+            rows = conn.execute(q).all()
+            for row in rows:
                 yield _subscriber(row)
+            if len(rows) < chunk:
+                return
+            last = rows[-1].id
 
     def list(self, channel_id: str, *, active_only: bool = True) -> list[Subscriber]:
         return list(self.iter(channel_id, active_only=active_only))

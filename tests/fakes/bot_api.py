@@ -301,7 +301,7 @@ class FakeBotApi:
         self._sent: list[SentMessage] = []
         self._calls: list[str] = []
         self._faults: list[_Fault] = []
-        self._delays: list[float] = []
+        self._delays: list[tuple[float, str | None]] = []  # (seconds, only for this method)
         self._drops = 0
         self._next_id = 1
         self._closing = threading.Event()
@@ -374,12 +374,20 @@ class FakeBotApi:
         with self._lock:
             self._faults.extend([fault] * n)
 
-    def delay_next(self, seconds: float, n: int = 1) -> None:
-        """Hold the answer to the next ``n`` calls for ``seconds``. The call is still
-        carried out (a message is recorded as sent) — exactly the uncertain case of a
-        post that went out while the client stopped waiting."""
+    def delay_next(self, seconds: float, n: int = 1, method: str | None = None) -> None:
+        """Hold the answer to the next ``n`` calls (of ``method`` only, when given) for
+        ``seconds``. The call is still carried out (a message is recorded as sent) — exactly
+        the uncertain case of a post that went out while the client stopped waiting."""
         with self._lock:
-            self._delays.extend([seconds] * n)
+            self._delays.extend([(seconds, method)] * n)
+
+    def _take_delay(self, method: str) -> float:
+        with self._lock:
+            for i, (seconds, only) in enumerate(self._delays):
+                if only in (None, method):
+                    del self._delays[i]
+                    return seconds
+        return 0.0
 
     def drop_next(self, n: int = 1) -> None:
         """Carry out the next ``n`` calls but close the connection instead of answering
@@ -408,7 +416,7 @@ class FakeBotApi:
         """(HTTP status, JSON answer, seconds to wait before answering) for one call."""
         with self._lock:
             self._calls.append(method)
-        delay = self._take(self._delays) or 0.0
+        delay = self._take_delay(method)
         fault = self._take(self._faults)
         if fault is not None:
             body: dict[str, Any] = {"ok": False, "error_code": fault.status, "description": fault.description}

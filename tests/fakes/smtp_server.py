@@ -1,19 +1,24 @@
 """A real SMTP server on 127.0.0.1 for tests, built on aiosmtpd.
 
-It stores every message it accepts and can misbehave on demand: require AUTH, speak
-STARTTLS or implicit TLS with a certificate made at test time, refuse chosen recipients
-with 550 or 451, drop the connection right after DATA, or drop every open connection.
+It stores every message it accepts, logs every MAIL, RCPT and DATA it is sent (so a test can
+prove nothing reached it), and can misbehave on demand: require AUTH, speak STARTTLS or
+implicit TLS with a certificate made at test time, refuse chosen recipients with 550 or 451,
+answer the next MAIL, RCPT or DATA with any reply (a 421 also closes the connection, as a
+server shutting down does), hold an answer back to provoke a read timeout, drop the
+connection right after DATA, or drop every open connection.
 The server runs in its own thread and event loop (aiosmtpd's Controller), so the client
 under test talks to it over a real socket exactly as it would to a provider.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import ssl
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,18 +70,54 @@ def make_cert(folder: Path) -> TestCert:
     return TestCert(cert=cert, key=key)
 
 
+STAGES = ("MAIL", "RCPT", "DATA")
+
+
 @dataclass
 class _Behaviour:
     refuse: dict[str, str] = field(default_factory=dict)  # recipient → full SMTP reply
     drop_after_data: int = 0  # hang up after DATA this many more times
+    replies: dict[str, list[str]] = field(default_factory=lambda: {s: [] for s in STAGES})  # next answers
+    holds: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})  # seconds
 
 
 class _Handler:
     def __init__(self, server: "SmtpServer"):
         self.server = server
 
+    async def _hold(self, stage: str) -> None:
+        """Wait before answering, when a test asked for it (cut short when the server stops)."""
+        owner = self.server
+        with owner._lock:
+            hold = owner.behaviour.holds[stage].pop(0) if owner.behaviour.holds[stage] else 0.0
+        deadline = time.monotonic() + hold
+        while time.monotonic() < deadline and not owner._closing.is_set():
+            await asyncio.sleep(0.02)
+
+    def _reply(self, server: SMTP, stage: str) -> str | None:
+        """The reply a test injected for this command, if any."""
+        owner = self.server
+        with owner._lock:
+            reply = owner.behaviour.replies[stage].pop(0) if owner.behaviour.replies[stage] else None
+        if reply is not None and reply.startswith("421") and server.transport is not None:
+            # 421: the server answers, then closes the connection (RFC 5321 §3.8)
+            asyncio.get_running_loop().call_soon(server.transport.close)
+        return reply
+
+    async def handle_MAIL(self, server: SMTP, session: Any, envelope: Any, address: str, mail_options: list[str]):
+        self.server._log("MAIL", address)
+        await self._hold("MAIL")
+        reply = self._reply(server, "MAIL")
+        if reply is not None:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]):
-        reply = self.server.behaviour.refuse.get(address.lower())
+        self.server._log("RCPT", address)
+        await self._hold("RCPT")
+        reply = self.server.behaviour.refuse.get(address.lower()) or self._reply(server, "RCPT")
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
@@ -86,15 +127,21 @@ class _Handler:
         raw = envelope.original_content or envelope.content
         if isinstance(raw, str):
             raw = raw.encode("utf-8")
+        self.server._log("DATA", f"{len(raw)} bytes")
+        reply = self._reply(server, "DATA")
+        if reply is not None:  # refused: the message is not stored
+            return reply
         with self.server._lock:
             drop = self.server.behaviour.drop_after_data > 0
             if drop:
                 self.server.behaviour.drop_after_data -= 1
             self.server.received.append(Received(mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos),
                                                  raw=raw, peer=session.peer, dropped=drop))
+            queued = len(self.server.received)
         if drop:
             server.transport.abort()  # no reply to DATA: the client cannot know
-        return "250 2.0.0 Ok: queued as T%d" % len(self.server.received)
+        await self._hold("DATA")  # the message is already stored: the client cannot know
+        return "250 2.0.0 Ok: queued as T%d" % queued
 
 
 class _Controller(Controller):
@@ -134,7 +181,10 @@ class SmtpServer:
         self.tls = tls
         self.cert = cert
         self.received: list[Received] = []
+        #: every MAIL, RCPT and DATA received, in order, as (command, argument)
+        self.commands: list[tuple[str, str]] = []
         self.behaviour = _Behaviour()
+        self._closing = threading.Event()
         self.auth_attempts: list[tuple[str, bool]] = []
         self._lock = threading.Lock()
         self._sessions: list[SMTP] = []
@@ -151,6 +201,28 @@ class SmtpServer:
     def drop_after_data(self, times: int = 1) -> None:
         """Hang up without answering DATA, the next ``times`` messages (they are still stored)."""
         self.behaviour.drop_after_data = times
+
+    def fail_next(self, reply: str, *, at: str = "DATA", n: int = 1) -> None:
+        """Answer the next ``n`` commands ``at`` ("MAIL", "RCPT" or "DATA") with ``reply``,
+        e.g. '451 4.3.0 Try again later'. A refused DATA is not stored; a 421 also closes
+        the connection after answering."""
+        if at not in STAGES:
+            raise ValueError(f"at must be one of {STAGES}, got {at!r}")
+        with self._lock:
+            self.behaviour.replies[at].extend([reply] * n)
+
+    def hold_next(self, seconds: float, *, at: str = "DATA", n: int = 1) -> None:
+        """Hold the answer to the next ``n`` commands ``at`` for ``seconds`` (cut short when
+        the server stops). A held DATA is stored first, like a server that queued the
+        message and then went quiet: the client cannot know it was accepted."""
+        if at not in STAGES:
+            raise ValueError(f"at must be one of {STAGES}, got {at!r}")
+        with self._lock:
+            self.behaviour.holds[at].extend([seconds] * n)
+
+    def _log(self, command: str, argument: str) -> None:
+        with self._lock:
+            self.commands.append((command, argument))
 
     def drop_connections(self) -> None:
         """Close every client connection now, as a server does with idle clients."""
@@ -184,6 +256,7 @@ class SmtpServer:
         return AuthResult(success=ok, handled=False)
 
     def start(self) -> "SmtpServer":
+        self._closing.clear()
         kwargs: dict[str, Any] = {}
         ssl_context = None
         if self.tls == "implicit":
@@ -204,6 +277,7 @@ class SmtpServer:
         return self
 
     def stop(self) -> None:
+        self._closing.set()  # cuts held answers short
         if self._controller is not None:
             self._controller.stop()
             self._controller = None

@@ -31,6 +31,7 @@ class EmailKind(ChannelKind):
     name = KIND
     settings = EmailChannelSettings
     roles = ROLES
+    body = EmailBody
     has_subscribers = True
     file_kinds = {".eml": "the complete email, as a mail client receives it",
                   ".html": "the email's HTML part, to open in a browser"}

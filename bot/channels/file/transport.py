@@ -61,7 +61,7 @@ class FileTransport(Transport):
     async def send(self, message: Message) -> Receipt:
         if not _CHANNEL.match(message.channel_id) or ".." in message.channel_id:
             raise PermanentError(f"channel id {message.channel_id!r} cannot be used as a folder name")
-        if message.kind != self.kind.name:
+        if message.kind != self.kind.name or not isinstance(message.body, self.kind.body):
             raise PermanentError(f"message {message.key!r} is a {message.kind!r} message; this file transport "
                                  f"writes {self.kind.name!r} messages")
         folder = self.root / message.channel_id

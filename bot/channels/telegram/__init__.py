@@ -40,6 +40,7 @@ class TelegramKind(ChannelKind):
     name = KIND
     settings = TelegramChannelSettings
     roles = ROLES
+    body = TelegramPost
     filters = FILTERS
     file_kinds = {".json": "the Telegram Bot API call (sendMessage / sendPhoto) with its text"}
 

@@ -25,6 +25,7 @@ class XKind(ChannelKind):
     name = KIND
     settings = XChannelSettings
     roles = ROLES
+    body = XPost
     file_kinds = {".txt": "the X post text"}
 
     def __init__(self, templates, host):  # type: ignore[no-untyped-def]

@@ -1,4 +1,6 @@
-"""The X transport against the fake X API, through tweepy, requests and a real socket."""
+"""The X transport (bot.channels.x.transport) against the fake X API, through tweepy,
+requests and a real socket; and the fake's own length rules, proven on twitter-text's
+official conformance cases."""
 
 from __future__ import annotations
 
@@ -6,17 +8,24 @@ import email.utils
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import tweepy
+import yaml
 
-from bot.config import XTransport as XSettings
+from bot.channels.email.mime import EmailBody
+from bot.channels.registry import Channels
+from bot.channels.x.render import XPost
+from bot.channels.x.transport import XTransport, retry_after
+from bot.channels.x.tweet import weighted_length
+from bot.config import parse_config
 from bot.errors import AlreadyDelivered, ConfigError, PermanentError, TransientError, UncertainDelivery
 from bot.models import Message
-from bot.render.tweet import weighted_length
-from bot.transports.x import XTransport, retry_after
-from tests.fakes.x_api import DUPLICATE_DETAIL, FakeXApi
+from tests.fakes import x_api
+from tests.fakes.x_api import FakeXApi
 
 ENV = {
     "consumer_key_env": "TEST_X_CONSUMER_KEY",
@@ -31,12 +40,20 @@ FRENCH = (
 )
 
 
-def settings(base_url: str, **over: str) -> XSettings:
-    return XSettings(type="x", account="journal", api_base_url=base_url, **ENV, **over)
+def make_transport(base_url: str, **over: str) -> XTransport:
+    """The transport the registry builds for an X channel with this table."""
+    table = {"type": "x", "account": "journal", "api_base_url": base_url, "timeout": "5s", **ENV, **over}
+    config = parse_config({"site": {"name": "Le Journal", "base_url": "https://journal.example.ml"},
+                           "channels": [{"id": "x-main", "type": "x", "schedule": {"every": "1h"},
+                                         "transport": table}]})
+    channel = config.channels[0]
+    transport = Channels(config).kind(channel).make_transport(channel)
+    assert isinstance(transport, XTransport)
+    return transport
 
 
 def post(text: str, key: str = "x-main:1:p0") -> Message:
-    return Message(key=key, channel_id="x-main", kind="x", destination="journal", text=text)
+    return Message(key=key, channel_id="x-main", kind="x", destination="journal", body=XPost(text))
 
 
 @pytest.fixture
@@ -52,7 +69,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeXApi]:
 
 @pytest.fixture
 async def x(api: FakeXApi) -> XTransport:
-    transport = XTransport(settings(api.base_url), None)
+    transport = make_transport(api.base_url)
     await transport.open()
     yield transport
     await transport.aclose()
@@ -89,7 +106,7 @@ async def test_the_fake_itself_refuses_over_length(api: FakeXApi, x: XTransport)
     """Bypass our check and post through tweepy: the fake must validate on its own, or the
     test above would prove nothing about what X does."""
     long = "é" * 270 + " https://journal.example.ml/a " + "👍🏾"  # 270 + 1 + 23 + 1 + 2 = 297
-    assert weighted_length(long) == 297
+    assert x_api.weighted_length(long) == weighted_length(long) == 297
     with pytest.raises(tweepy.Forbidden, match="too long"):
         x._client.create_tweet(text=long)  # type: ignore[union-attr]
     exactly = "é" * 254 + " https://journal.example.ml/a"  # 254 + 1 + 23 = 278, fits
@@ -109,8 +126,6 @@ async def test_rate_limited_is_transient_with_the_reset_time(api: FakeXApi, x: X
 
 
 async def test_daily_cap_wins_over_the_fifteen_minute_window(api: FakeXApi, x: XTransport) -> None:
-    import time
-
     day_reset = int(time.time()) + 20_000
     api.fail_next(1, status=429, reset_in=60, headers={
         "x-user-limit-24hour-limit": "17",
@@ -152,7 +167,7 @@ async def test_server_error_is_transient(api: FakeXApi, x: XTransport) -> None:
 
 async def test_wrong_keys_are_permanent(api: FakeXApi, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV["access_token_env"], "someone-else")
-    transport = XTransport(settings(api.base_url), None)
+    transport = make_transport(api.base_url)
     async with transport:
         with pytest.raises(PermanentError, match="401 Unauthorized"):
             await transport.send(post(FRENCH))
@@ -163,19 +178,17 @@ async def test_a_wrong_secret_breaks_the_signature(api: FakeXApi, monkeypatch: p
     """The fake checks the HMAC-SHA1 signature over the URL actually called, so this also
     proves the host is swapped before requests signs the request, as X requires."""
     monkeypatch.setenv(ENV["consumer_secret_env"], "not-the-secret")
-    async with XTransport(settings(api.base_url), None) as transport:
+    async with make_transport(api.base_url) as transport:
         with pytest.raises(PermanentError, match="401"):
             await transport.send(post(FRENCH))
     assert api.texts == []
 
 
-async def test_no_answer_in_time_is_uncertain(api: FakeXApi, x: XTransport) -> None:
-    x.timeout = 0.3  # the config's smallest duration is 1s; keep the test quick
-    await x.aclose()
-    await x.open()
-    api.delay = 5.0  # the fake posts, then holds the answer back (woken up at stop)
-    with pytest.raises(UncertainDelivery, match="may be public"):
-        await x.send(post(FRENCH))
+async def test_no_answer_in_time_is_uncertain(api: FakeXApi) -> None:
+    api.delay = 30  # the fake posts, then holds the answer back (cut short at stop)
+    async with make_transport(api.base_url, timeout="0.5s") as x:
+        with pytest.raises(UncertainDelivery, match="may be public"):
+            await x.send(post(FRENCH))
     assert api.texts == [FRENCH]  # why retrying would double-post
 
 
@@ -184,7 +197,7 @@ async def test_server_down_is_transient(monkeypatch: pytest.MonkeyPatch) -> None
         base_url = gone.base_url  # a port nobody listens on once it is stopped
         for name, value in zip(ENV.values(), ("k", "s", "t", "ts")):
             monkeypatch.setenv(name, value)
-    async with XTransport(settings(base_url), None) as transport:
+    async with make_transport(base_url) as transport:
         with pytest.raises(TransientError, match="cannot reach X"):
             await transport.send(post(FRENCH))
 
@@ -213,7 +226,7 @@ async def test_connection_dropped_after_sending_is_uncertain(api: FakeXApi) -> N
     thread.start()
     port = listener.getsockname()[1]
     try:
-        async with XTransport(settings(f"http://127.0.0.1:{port}"), None) as transport:
+        async with make_transport(f"http://127.0.0.1:{port}") as transport:
             with pytest.raises(UncertainDelivery, match="connection to X broke"):
                 await transport.send(post(FRENCH))
     finally:
@@ -224,7 +237,7 @@ async def test_connection_dropped_after_sending_is_uncertain(api: FakeXApi) -> N
 
 async def test_missing_secret_is_a_config_error(api: FakeXApi, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV["access_token_secret_env"])
-    transport = XTransport(settings(api.base_url), None)
+    transport = make_transport(api.base_url)
     with pytest.raises(ConfigError, match="TEST_X_ACCESS_TOKEN_SECRET"):
         await transport.open()
     with pytest.raises(ConfigError, match="TEST_X_ACCESS_TOKEN_SECRET"):
@@ -234,11 +247,12 @@ async def test_missing_secret_is_a_config_error(api: FakeXApi, monkeypatch: pyte
 
 async def test_a_bad_base_url_is_a_config_error(api: FakeXApi) -> None:
     with pytest.raises(ConfigError, match="api_base_url"):
-        await XTransport(settings("ftp://127.0.0.1/"), None).open()
+        await make_transport("ftp://127.0.0.1/").open()
 
 
 async def test_only_x_messages(api: FakeXApi, x: XTransport) -> None:
-    email = Message(key="k", channel_id="c", kind="email", destination="a@b.ml", text="Bonjour", subject="S")
+    email = Message(key="k", channel_id="c", kind="email", destination="a@b.ml",
+                    body=EmailBody(subject="S", text="Bonjour"))
     with pytest.raises(PermanentError, match="'email'"):
         await x.send(email)
     with pytest.raises(PermanentError, match="weighted"):
@@ -246,8 +260,51 @@ async def test_only_x_messages(api: FakeXApi, x: XTransport) -> None:
     assert api.requests == []
 
 
-def test_limits_are_declared() -> None:
-    assert XTransport.name == "x" and XTransport.max_text == 280 and XTransport.at_least_once is False
-    from bot.transports import registry
 
-    assert registry()["x"] is XTransport
+# -- the fake's own length rules ----------------------------------------------------------------
+
+#: The conformance sections on weighted length, and the twitter-text config each is written for.
+#: "tweets" is left out: it is the 140-character v1 rule X no longer applies (its "valid"
+#: cases count a URL by its characters); the other sections test entity extraction, not length.
+SECTIONS = {
+    "WeightedTweetsCounterTest": "version2",
+    "WeightedTweetsWithDiscountedEmojiCounterTest": "version3",
+    "UnicodeDirectionalMarkerCounterTest": "version3",
+}
+
+
+def test_the_fakes_counter_agrees_with_every_conformance_case(corpora: Path) -> None:
+    """The fake judges length with its own counter, not the product's: this is what makes
+    that counter trustworthy. No case is excused."""
+    cases = yaml.safe_load((corpora / "twitter-text" / "validate.yml").read_text(encoding="utf-8"))["tests"]
+    checked, wrong = 0, []
+    for section, config in SECTIONS.items():
+        for case in cases[section]:
+            got = x_api.weigh(case["text"], config)
+            expected = case["expected"]
+            if (got.weighted_length, got.valid, got.permillage) != (
+                    expected["weightedLength"], expected["valid"], expected["permillage"]):
+                wrong.append(f"{section}: {case['description']}: got {got}, expected {expected}")
+            checked += 1
+    assert wrong == []
+    assert checked == 44  # the pinned corpus: 20 + 22 + 2 cases
+
+
+@pytest.mark.parametrize("text, length", [
+    ("Bamako : « la saison des pluies s’achève » — à l’aube", 53),
+    ("https://journal.example.ml/societe/2024/12/02/saison-des-pluies?utm_source=x", 23),
+    ("https://echo.example/2024/12/02/a", 33),  # "example" is no real TLD: X counts every character
+    ("voir journal.example.ml/a.", 5 + 23 + 1),  # no scheme, and the full stop is the sentence's
+    ("écrire à redaction@journal.ml", 29),  # an address is not a link
+    ("🇲🇱 👍🏾 👨‍👩‍👧 1️⃣ ©", 2 + 1 + 2 + 1 + 2 + 1 + 2 + 1 + 2),
+])
+def test_the_fakes_counter_on_french_posts(text: str, length: int) -> None:
+    assert x_api.weighted_length(text) == length
+
+
+async def test_the_fake_refuses_characters_x_refuses(api: FakeXApi, x: XTransport) -> None:
+    with pytest.raises(tweepy.Forbidden, match="does not accept"):
+        x._client.create_tweet(text="Bamako\ufeff")  # type: ignore[union-attr]
+    with pytest.raises(tweepy.BadRequest):
+        x._client.create_tweet(text="  ")  # type: ignore[union-attr]
+    assert api.texts == []

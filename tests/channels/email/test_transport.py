@@ -1,4 +1,4 @@
-"""The SMTP transport against a real aiosmtpd server on 127.0.0.1."""
+"""The SMTP transport (bot.channels.email.smtp) against a real aiosmtpd server on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot.config import SmtpTransport as SmtpSettings
+from bot.channels.email.mime import EmailBody, message_id_for
+from bot.channels.email.smtp import SmtpTransport, is_loopback
+from bot.channels.registry import Channels
 from bot.config import parse_config
 from bot.errors import ConfigError, PermanentError, TransientError
 from bot.models import Message
-from bot.transports.email import message_id_for
-from bot.transports.smtp import SmtpTransport, is_loopback
 from tests.fakes.smtp_server import SmtpServer, free_port, smtp_server, tls_cert  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
@@ -27,27 +27,28 @@ TEXT = "« Le marché de Médina Coura rouvre », a annoncé l’adjoint au mair
 HTML = "<p>« Le marché de Médina Coura rouvre », a annoncé l’adjoint au maire. Garçons, à vos paniers !</p>"
 
 
-def config(tmp_path):
-    return parse_config({"site": {"name": "L’Écho du Sahel", "base_url": "https://echo-sahel.example"}},
-                        base_dir=str(tmp_path))
-
-
-def settings(server: SmtpServer | None = None, **kw) -> SmtpSettings:
-    values = dict(type="smtp", host="127.0.0.1", port=server.port if server else free_port(), security="none",
-                  timeout="5s")
-    values["from"] = FROM
+def table(server: SmtpServer | None = None, **kw) -> dict:
+    values = {"type": "smtp", "host": "127.0.0.1", "port": server.port if server else free_port(),
+              "security": "none", "timeout": "5s", "from": FROM}
     values.update(kw)
-    return SmtpSettings.model_validate(values)
+    return values
 
 
 def message(to: str = "ami@example.org", key: str | None = None) -> Message:
     return Message(key=key or f"edition:12:news:{to}", channel_id="news", kind="email", destination=to,
-                   text=TEXT, subject=SUBJECT, html=HTML,
-                   headers={"List-Unsubscribe": "<https://echo-sahel.example/d?t=1>"})
+                   body=EmailBody(subject=SUBJECT, text=TEXT, html=HTML,
+                                  headers={"List-Unsubscribe": "<https://echo-sahel.example/d?t=1>"}))
 
 
 def transport(server, tmp_path, **kw) -> SmtpTransport:
-    return SmtpTransport(settings(server, **kw), config(tmp_path), clock=lambda: NOW)
+    """The transport the registry picks for an email channel with this table, on a fixed clock."""
+    config = parse_config({"site": {"name": "L’Écho du Sahel", "base_url": "https://echo-sahel.example"},
+                           "channels": [{"id": "news", "type": "email", "schedule": {"every": "1h"},
+                                         "transport": table(server, **kw)}]}, base_dir=str(tmp_path))
+    channel = config.channels[0]
+    kind = Channels(config).kind(channel)
+    assert kind.transport_class(channel.transport) is SmtpTransport
+    return SmtpTransport(channel.transport, config, kind, clock=lambda: NOW)
 
 
 def parsed(received):
@@ -127,7 +128,7 @@ async def test_451_recipient_is_transient(smtp_server, tmp_path):
 
 
 async def test_server_not_listening_is_transient(tmp_path):
-    tr = SmtpTransport(settings(None), config(tmp_path), clock=lambda: NOW)
+    tr = transport(None, tmp_path)
     with pytest.raises(TransientError, match="cannot connect"):
         await tr.open()
     with pytest.raises(TransientError, match="cannot connect"):
@@ -139,8 +140,7 @@ async def test_server_that_never_greets_times_out_as_transient(tmp_path):
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
         listener.listen()  # the kernel completes the handshake; nobody ever answers
-        tr = SmtpTransport(settings(None, port=listener.getsockname()[1]), config(tmp_path), clock=lambda: NOW)
-        tr._timeout = 0.2  # settings only take whole seconds; keep the test quick
+        tr = transport(None, tmp_path, port=listener.getsockname()[1], timeout="0.3s")
         with pytest.raises(TransientError, match="cannot connect"):
             await tr.open()
         await tr.aclose()
@@ -209,8 +209,8 @@ async def test_missing_password_env_is_a_config_error_at_open(smtp_server, tmp_p
 async def test_refuses_credentials_in_clear_text_to_a_remote_host(tmp_path, monkeypatch):
     monkeypatch.setenv("TEST_SMTP_USER", "tamtam")
     monkeypatch.setenv("TEST_SMTP_PASSWORD", "s3cr3t")
-    tr = SmtpTransport(settings(None, host="smtp.example.org", username_env="TEST_SMTP_USER",
-                                password_env="TEST_SMTP_PASSWORD"), config(tmp_path), clock=lambda: NOW)
+    tr = transport(None, tmp_path, host="smtp.example.org", username_env="TEST_SMTP_USER",
+                   password_env="TEST_SMTP_PASSWORD")
     with pytest.raises(ConfigError, match="unencrypted"):
         await tr.open()
 
@@ -274,8 +274,46 @@ async def test_sends_go_through_the_rate_limiter(smtp_server, tmp_path):
     assert len(smtp_server.received) == 2
 
 
-async def test_aclose_twice_is_safe(smtp_server, tmp_path):
-    tr = transport(smtp_server, tmp_path)
-    await tr.open()
-    await tr.aclose()
-    await tr.aclose()
+
+async def test_421_at_mail_on_a_kept_connection_reconnects_once_and_delivers(smtp_server, tmp_path):
+    """A server closing an idle connection says 421 to the next command: that connection is
+    stale, not the message, so the transport reconnects and sends it."""
+    async with transport(smtp_server, tmp_path) as tr:
+        await tr.send(message("awa@example.org"))
+        smtp_server.fail_next("421 4.4.2 Idle too long, closing", at="MAIL")
+        await tr.send(message("binta@example.org"))
+    assert [r.rcpt_tos[0] for r in smtp_server.received] == ["awa@example.org", "binta@example.org"]
+    assert len(smtp_server.sessions) == 2
+    assert [c for c, _ in smtp_server.commands].count("MAIL") == 3
+
+
+async def test_421_at_data_is_transient_and_the_next_send_reconnects(smtp_server, tmp_path):
+    smtp_server.fail_next("421 4.3.2 Shutting down", at="DATA")
+    async with transport(smtp_server, tmp_path) as tr:
+        with pytest.raises(TransientError, match="421"):
+            await tr.send(message("awa@example.org"))
+        await tr.send(message("binta@example.org"))
+    assert [r.rcpt_tos[0] for r in smtp_server.received] == ["binta@example.org"]
+    assert len(smtp_server.sessions) == 2
+
+
+async def test_550_at_data_is_permanent_and_the_connection_carries_the_next_message(smtp_server, tmp_path):
+    smtp_server.fail_next("550 5.7.1 Message refused: spam score too high", at="DATA")
+    async with transport(smtp_server, tmp_path) as tr:
+        with pytest.raises(PermanentError, match="spam score"):
+            await tr.send(message("awa@example.org"))
+        await tr.send(message("binta@example.org"))
+    assert [r.rcpt_tos[0] for r in smtp_server.received] == ["binta@example.org"]
+    assert len(smtp_server.sessions) == 1
+
+
+async def test_no_answer_to_data_is_transient_and_the_resend_is_the_same_email(smtp_server, tmp_path):
+    """The server stored the message and went quiet: resending is safe because the reader's
+    client sees the same Message-ID twice and shows one email."""
+    smtp_server.hold_next(30, at="DATA")
+    async with transport(smtp_server, tmp_path, timeout="1s") as tr:
+        with pytest.raises(TransientError, match="after DATA"):
+            await tr.send(message())
+        receipt = await tr.send(message())
+    first, second = smtp_server.received
+    assert parsed(first)["Message-ID"] == parsed(second)["Message-ID"] == receipt.remote_id

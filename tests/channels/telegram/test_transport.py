@@ -1,5 +1,6 @@
-"""The Telegram transport against a real local Bot API look-alike (tests/fakes/bot_api.py),
-and the HTML checker that look-alike (and the render tests) rely on."""
+"""The Telegram transport (bot.channels.telegram.transport) against a real local Bot API
+look-alike (tests/fakes/bot_api.py), and the HTML checker that look-alike (and the render
+tests) rely on."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import pytest
 from telegram import Bot
 from telegram.error import BadRequest
 
-from bot.config import TelegramTransport as TelegramSettings
+from bot.channels.registry import Channels
+from bot.channels.telegram.html import visible_length
+from bot.channels.telegram.render import TelegramPost
+from bot.channels.telegram.transport import TelegramTransport, translate
+from bot.channels.x.render import XPost
 from bot.config import parse_config
 from bot.errors import ConfigError, PermanentError, TransientError, UncertainDelivery
 from bot.models import Message
-from bot.transports.telegram import TelegramTransport, telegram_length
 from tests.fakes.bot_api import FakeBotApi, telegram_html_error, telegram_plain_text, telegram_text_length
 
 TOKEN_ENV = "TAMTAM_TEST_TELEGRAM_TOKEN"
@@ -33,31 +37,34 @@ def api():
         yield fake
 
 
+def make_transport(api: FakeBotApi | None, **overrides) -> TelegramTransport:
+    """The transport the registry builds for a Telegram channel with this table."""
+    table = dict(type="telegram", chat_id=CHANNEL, token_env=TOKEN_ENV, timeout="5s")
+    if api is not None:
+        table.update(base_url=api.base_url, base_file_url=api.base_file_url)
+    table.update(overrides)
+    config = parse_config({"site": {"name": "Le Quotidien", "base_url": "https://journal.example"},
+                           "channels": [{"id": "fil", "type": "telegram", "schedule": {"every": "1h"},
+                                         "transport": table}]})
+    channel = config.channels[0]
+    transport = Channels(config).kind(channel).make_transport(channel)
+    assert isinstance(transport, TelegramTransport)
+    return transport
+
+
 @pytest.fixture
-def config():
-    return parse_config({"site": {"name": "Le Quotidien", "base_url": "https://journal.example"}})
-
-
-def make_settings(api: FakeBotApi, **overrides) -> TelegramSettings:
-    values = dict(type="telegram", chat_id=CHANNEL, token_env=TOKEN_ENV, base_url=api.base_url,
-                  base_file_url=api.base_file_url, timeout="5s")
-    values.update(overrides)
-    return TelegramSettings(**values)
-
-
-@pytest.fixture
-async def transport(api, config, monkeypatch):
+async def transport(api, monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, api.token)
-    tr = TelegramTransport(make_settings(api), config)
+    tr = make_transport(api)
     await tr.open()
     yield tr
     await tr.aclose()
 
 
-def msg(text: str = FRENCH, photo_url: str | None = None, destination: str = CHANNEL, kind: str = "telegram",
+def msg(text: str = FRENCH, photo_url: str | None = None, destination: str = CHANNEL,
         key: str = "edition-1/telegram") -> Message:
-    return Message(key=key, channel_id="telegram", kind=kind, destination=destination, text=text,
-                   photo_url=photo_url)
+    return Message(key=key, channel_id="fil", kind="telegram", destination=destination,
+                   body=TelegramPost(text, photo_url))
 
 
 def closed_port() -> int:
@@ -86,9 +93,9 @@ async def test_text_post_arrives_with_french_text_intact(transport, api):
     assert sent.link_preview_options == {"is_disabled": False}
 
 
-async def test_numeric_chat_id_and_disabled_preview(api, config, monkeypatch):
+async def test_numeric_chat_id_and_disabled_preview(api, monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, api.token)
-    async with TelegramTransport(make_settings(api, disable_web_page_preview=True), config) as tr:
+    async with make_transport(api, disable_web_page_preview=True) as tr:
         receipt = await tr.send(msg(destination="-1001234567890"))
     assert receipt.remote_id == "1"
     [sent] = api.sent
@@ -117,14 +124,6 @@ async def test_photo_telegram_cannot_fetch_falls_back_to_text(transport, api):
     assert sent.text == FRENCH
     assert receipt.remote_id == str(sent.message_id)
     assert "sent as text" in receipt.detail
-
-
-async def test_aclose_is_safe_twice(api, config, monkeypatch):
-    monkeypatch.setenv(TOKEN_ENV, api.token)
-    tr = TelegramTransport(make_settings(api), config)
-    await tr.open()
-    await tr.aclose()
-    await tr.aclose()
 
 
 # -- the transport: errors ------------------------------------------------------------------
@@ -171,12 +170,12 @@ async def test_unknown_chat_is_permanent(transport, api):
     assert "chat not found" in str(info.value).lower()
 
 
-async def test_answer_slower_than_read_timeout_is_uncertain(api, config, monkeypatch):
+async def test_answer_slower_than_read_timeout_is_uncertain(api, monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, api.token)
-    tr = TelegramTransport(make_settings(api), config, timeout=0.2)
+    tr = make_transport(api, timeout="1s")
     await tr.open()
     try:
-        api.delay_next(0.6)
+        api.delay_next(30)  # cut short when the fake stops
         with pytest.raises(UncertainDelivery):
             await tr.send(msg())
         # and that is the right word: the fake did post it
@@ -192,9 +191,9 @@ async def test_connection_cut_before_the_answer_is_uncertain(transport, api):
     assert [s.text for s in api.sent] == [FRENCH]
 
 
-async def test_server_not_listening_at_send_is_transient(api, config, monkeypatch):
+async def test_server_not_listening_at_send_is_transient(api, monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, api.token)
-    tr = TelegramTransport(make_settings(api), config)
+    tr = make_transport(api)
     await tr.open()
     try:
         api.stop()
@@ -205,21 +204,19 @@ async def test_server_not_listening_at_send_is_transient(api, config, monkeypatc
         await tr.aclose()
 
 
-async def test_server_not_listening_at_open_is_transient(config, monkeypatch):
+async def test_server_not_listening_at_open_is_transient(monkeypatch):
     monkeypatch.setenv(TOKEN_ENV, "123456789:AAtamtam")
     base = f"http://127.0.0.1:{closed_port()}"
-    settings = TelegramSettings(type="telegram", chat_id=CHANNEL, token_env=TOKEN_ENV,
-                                base_url=base + "/bot", base_file_url=base + "/file/bot")
-    tr = TelegramTransport(settings, config, timeout=2)
+    tr = make_transport(None, base_url=base + "/bot", base_file_url=base + "/file/bot", timeout="2s")
     with pytest.raises(TransientError):
         await tr.open()
     await tr.aclose()
 
 
-async def test_wrong_token_is_a_clear_config_error_without_the_token(api, config, monkeypatch):
+async def test_wrong_token_is_a_clear_config_error_without_the_token(api, monkeypatch):
     wrong = "987654321:AAwrong-token-value"
     monkeypatch.setenv(TOKEN_ENV, wrong)
-    tr = TelegramTransport(make_settings(api), config)
+    tr = make_transport(api)
     with pytest.raises(ConfigError) as info:
         await tr.open()
     text = str(info.value)
@@ -229,11 +226,12 @@ async def test_wrong_token_is_a_clear_config_error_without_the_token(api, config
     await tr.aclose()
 
 
-async def test_missing_token_variable_is_a_config_error(api, config, monkeypatch):
+async def test_missing_token_variable_is_a_config_error(api, monkeypatch):
     monkeypatch.delenv(TOKEN_ENV, raising=False)
     with pytest.raises(ConfigError) as info:
-        await TelegramTransport(make_settings(api), config).open()
+        await make_transport(api).open()
     assert TOKEN_ENV in str(info.value)
+    assert api.calls == []
 
 
 async def test_too_long_text_is_refused_before_any_request(transport, api):
@@ -255,8 +253,8 @@ async def test_length_is_counted_after_tags_and_entities_like_telegram(transport
 
 
 async def test_wrong_kind_is_permanent(transport, api):
-    with pytest.raises(PermanentError):
-        await transport.send(msg(kind="x"))
+    with pytest.raises(PermanentError, match="'x' message"):
+        await transport.send(Message("edition-1/x", "fil", "x", CHANNEL, XPost("« Bamako »")))
     assert api.calls == ["getMe"]
 
 
@@ -348,7 +346,7 @@ def test_invalid_telegram_html(text, expected):
 ])
 def test_telegram_text_length(text, length):
     assert telegram_text_length(text) == length
-    assert telegram_length(text) == length  # the transport counts the same way
+    assert visible_length(text) == length  # the transport counts the same way
 
 
 def test_telegram_text_length_refuses_invalid_html():
@@ -360,9 +358,6 @@ def test_unknown_client_failure_is_uncertain_and_5xx_is_transient():
     """An error inside the HTTP client may come after the request left: never retried blindly.
     A 5xx answer is Telegram saying it did not post: retried."""
     from telegram.error import NetworkError
-
-    from bot.errors import TransientError, UncertainDelivery
-    from bot.transports.telegram import translate
 
     try:
         try:

@@ -1,4 +1,5 @@
-"""The file transport: what each kind of message becomes on disk."""
+"""The file transport (bot.channels.file): what each kind of message becomes on disk, each
+kind's transport built from a config through the registry."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import FileTransport as FileSettings
+from bot.channels.email.mime import EmailBody, message_id_for
+from bot.channels.file import FileTransport
+from bot.channels.file.transport import file_stem
+from bot.channels.registry import Channels
+from bot.channels.telegram.render import TelegramPost
+from bot.channels.x.render import XPost
 from bot.config import parse_config
 from bot.errors import PermanentError, TransientError
 from bot.models import Message
-from bot.transports.email import message_id_for
-from bot.transports.file import FileTransport, file_stem
 
 NOW = datetime(2024, 12, 2, 7, 30, tzinfo=timezone.utc)
 SITE = "L’Écho du Sahel"
@@ -26,22 +30,28 @@ TEXT = "« Le marché rouvre », a dit l’adjoint. Garçons, à vos paniers !\n
 HTML = "<p>« Le marché rouvre », a dit l’adjoint. Garçons, à vos paniers !</p>"
 
 
-@pytest.fixture
-def config(tmp_path):
-    return parse_config({"site": {"name": SITE, "base_url": "https://www.echo-sahel.example/"}},
-                        base_dir=str(tmp_path))
+def file_transport(tmp_path: Path, kind: str, folder: str = "var/out") -> FileTransport:
+    """The file transport the registry picks for a ``kind`` channel, on a fixed clock."""
+    config = parse_config({"site": {"name": SITE, "base_url": "https://www.echo-sahel.example/"},
+                           "channels": [{"id": kind, "type": kind, "schedule": {"every": "1h"},
+                                         "transport": {"type": "file", "dir": folder}}]},
+                          base_dir=str(tmp_path))
+    channel = config.channels[0]
+    channel_kind = Channels(config).kind(channel)
+    assert channel_kind.transport_class(channel.transport) is FileTransport
+    return FileTransport(channel.transport, config, channel_kind, clock=lambda: NOW)
 
 
 @pytest.fixture
-def transport(config):
-    return FileTransport(FileSettings(type="file", dir="var/out"), config, clock=lambda: NOW)
+def transport(tmp_path):
+    return file_transport(tmp_path, "email")
 
 
-def email_message(key="edition:12:news:ami@example.org", **kw) -> Message:
-    values = dict(key=key, channel_id="news", kind="email", destination="ami@example.org", text=TEXT,
-                  subject=SUBJECT, html=HTML, headers={"List-Unsubscribe": "<https://echo-sahel.example/d?t=1>"})
-    values.update(kw)
-    return Message(**values)
+def email_message(key="edition:12:news:ami@example.org", destination="ami@example.org", **body) -> Message:
+    values = dict(subject=SUBJECT, text=TEXT, html=HTML,
+                  headers={"List-Unsubscribe": "<https://echo-sahel.example/d?t=1>"})
+    values.update(body)
+    return Message(key=key, channel_id="news", kind="email", destination=destination, body=EmailBody(**values))
 
 
 def files_in(folder: Path) -> list[str]:
@@ -49,7 +59,8 @@ def files_in(folder: Path) -> list[str]:
 
 
 def written(receipt) -> list[Path]:
-    return [Path(p) for p in receipt.detail.split(", ")]
+    assert receipt.detail == ", ".join(receipt.files)
+    return [Path(p) for p in receipt.files]
 
 
 async def test_email_writes_a_parseable_eml_and_its_html(transport, tmp_path):
@@ -80,10 +91,11 @@ async def test_email_without_html_writes_only_the_eml(transport, tmp_path):
     assert len(list((tmp_path / "var/out/news").iterdir())) == 1
 
 
-async def test_telegram_text_becomes_a_send_message_call(transport, tmp_path):
+async def test_telegram_text_becomes_a_send_message_call(tmp_path):
     text = "<b>« Bamako »</b> : l’économie reprend, à suivre…"
+    transport = file_transport(tmp_path, "telegram")
     receipt = await transport.send(Message(key="edition:3:fil:p0", channel_id="fil", kind="telegram",
-                                           destination="-1001234567890", text=text))
+                                           destination="-1001234567890", body=TelegramPost(text)))
     [path] = written(receipt)
     assert path.parent == tmp_path / "var/out" / "fil" and path.suffix == ".json"
     raw = path.read_text(encoding="utf-8")
@@ -92,19 +104,23 @@ async def test_telegram_text_becomes_a_send_message_call(transport, tmp_path):
     assert json.loads(raw) == {"method": "sendMessage", "chat_id": -1001234567890, "text": text, "parse_mode": "HTML"}
 
 
-async def test_telegram_photo_becomes_a_send_photo_call(transport):
+async def test_telegram_photo_becomes_a_send_photo_call(tmp_path):
+    transport = file_transport(tmp_path, "telegram")
     receipt = await transport.send(Message(key="edition:3:fil:p1", channel_id="fil", kind="telegram",
-                                           destination="@echo_sahel", text="Légende « photo »",
-                                           photo_url="https://echo-sahel.example/img/une.jpg"))
+                                           destination="@echo_sahel",
+                                           body=TelegramPost("Légende « photo »",
+                                                             "https://echo-sahel.example/img/une.jpg")))
     [path] = written(receipt)
     assert json.loads(path.read_text(encoding="utf-8")) == {
         "method": "sendPhoto", "chat_id": "@echo_sahel", "photo": "https://echo-sahel.example/img/une.jpg",
         "caption": "Légende « photo »", "parse_mode": "HTML"}
 
 
-async def test_x_post_becomes_a_text_file(transport, tmp_path):
+async def test_x_post_becomes_a_text_file(tmp_path):
     text = "L’Assemblée vote le budget 2025 « sans surprise » https://echo-sahel.example/a/1"
-    receipt = await transport.send(Message(key="edition:4:x:p0", channel_id="x", kind="x", destination="x", text=text))
+    transport = file_transport(tmp_path, "x")
+    receipt = await transport.send(Message(key="edition:4:x:p0", channel_id="x", kind="x", destination="x",
+                                           body=XPost(text)))
     [path] = written(receipt)
     assert path.parent == tmp_path / "var" / "out" / "x" and path.suffix == ".txt"
     assert path.read_text(encoding="utf-8") == text
@@ -141,31 +157,35 @@ async def test_invalid_email_recipient_is_permanent_and_writes_nothing(transport
     assert not (tmp_path / "var/out/news").exists()
 
 
-async def test_unknown_kind_and_unsafe_channel_are_permanent(transport):
-    with pytest.raises(PermanentError, match="unknown kind 'fax'"):
-        await transport.send(Message(key="k", channel_id="news", kind="fax", destination="d", text="t"))
+async def test_another_kind_and_unsafe_channel_are_permanent(tmp_path):
+    transport = file_transport(tmp_path, "x")
+    with pytest.raises(PermanentError, match="is a 'fax' message; this file transport writes 'x' messages"):
+        await transport.send(Message(key="k", channel_id="news", kind="fax", destination="d", body=XPost("t")))
+    with pytest.raises(PermanentError, match="is a 'email' message"):
+        await transport.send(email_message())
     with pytest.raises(PermanentError, match="folder name"):
-        await transport.send(Message(key="k", channel_id="../etc", kind="x", destination="d", text="t"))
+        await transport.send(Message(key="k", channel_id="../etc", kind="x", destination="d", body=XPost("t")))
+    assert not (tmp_path / "var").exists()
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into a read-only folder")
-async def test_unwritable_folder_is_permanent_and_names_the_path(config, tmp_path):
+async def test_unwritable_folder_is_permanent_and_names_the_path(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
     try:
-        tr = FileTransport(FileSettings(type="file", dir=str(locked)), config, clock=lambda: NOW)
+        tr = file_transport(tmp_path, "x", folder=str(locked))
         with pytest.raises(PermanentError, match=str(locked / "x")):
-            await tr.send(Message(key="k", channel_id="x", kind="x", destination="d", text="t"))
+            await tr.send(Message(key="k", channel_id="x", kind="x", destination="d", body=XPost("t")))
     finally:
         locked.chmod(0o700)
 
 
-async def test_a_file_where_the_folder_should_be_is_permanent(config, tmp_path):
+async def test_a_file_where_the_folder_should_be_is_permanent(tmp_path):
     (tmp_path / "occupied").write_text("not a folder")
-    tr = FileTransport(FileSettings(type="file", dir="occupied"), config, clock=lambda: NOW)
+    tr = file_transport(tmp_path, "x", folder="occupied")
     with pytest.raises(PermanentError, match="occupied"):
-        await tr.send(Message(key="k", channel_id="x", kind="x", destination="d", text="t"))
+        await tr.send(Message(key="k", channel_id="x", kind="x", destination="d", body=XPost("t")))
 
 
 def test_full_disk_is_transient_other_write_errors_permanent():

@@ -1,4 +1,5 @@
-"""The MIME message: structure, headers and French text, read back with the stdlib parser."""
+"""The MIME message (bot.channels.email.mime): structure, headers and French text, read back
+with the stdlib parser."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from email.utils import parsedate_to_datetime
 
 import pytest
 
+from bot.channels.email.mime import EmailBody, build_email, html_part, message_id_for
+from bot.channels.telegram.render import TelegramPost
 from bot.errors import ConfigError, PermanentError
 from bot.models import Message
-from bot.transports.email import build_email, html_part, message_id_for
 
 NOW = datetime(2024, 12, 2, 7, 30, tzinfo=timezone.utc)
 FROM = "L’Écho du Sahel <news@echo-sahel.example>"
@@ -31,17 +33,21 @@ HTML = (
 
 
 def make_message(**overrides) -> Message:
-    values = dict(
-        key="edition:12:news:ami@example.org", channel_id="news", kind="email", destination="ami@example.org",
-        text=TEXT, subject=SUBJECT, html=HTML,
+    """An email message; overrides name Message fields (key, kind, destination …) or body
+    fields (subject, text, html, headers)."""
+    body = dict(
+        subject=SUBJECT, text=TEXT, html=HTML,
         headers={
             "List-Unsubscribe": "<https://echo-sahel.example/desabonnement?t=abc>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             "List-Id": "L’Écho du Sahel <news.echo-sahel.example>",
         },
     )
-    values.update(overrides)
-    return Message(**values)
+    values = dict(key="edition:12:news:ami@example.org", channel_id="news", kind="email",
+                  destination="ami@example.org")
+    for name, value in overrides.items():
+        (body if name in body else values)[name] = value
+    return Message(**values, body=EmailBody(**body))
 
 
 def parse(raw: bytes):
@@ -138,11 +144,18 @@ def test_message_headers_cannot_override_transport_headers():
         build_email(make_message(headers={"From": "evil@example.org"}), from_addr=FROM, now=NOW)
 
 
-def test_missing_subject_and_wrong_kind_are_permanent():
+@pytest.mark.parametrize("subject", [None, "", " \t "])
+def test_missing_subject_is_permanent(subject):
     with pytest.raises(PermanentError, match="no subject"):
-        build_email(make_message(subject=None), from_addr=FROM, now=NOW)
+        build_email(make_message(subject=subject), from_addr=FROM, now=NOW)
+
+
+def test_wrong_kind_or_body_is_permanent():
     with pytest.raises(PermanentError, match="not an email"):
         build_email(make_message(kind="telegram"), from_addr=FROM, now=NOW)
+    post = Message("k", "news", "email", "ami@example.org", TelegramPost("<b>« Bamako »</b>"))
+    with pytest.raises(PermanentError, match="not an email"):
+        build_email(post, from_addr=FROM, now=NOW)
 
 
 @pytest.mark.parametrize("bad", ["Journal sans adresse", "a@b.example, c@d.example", "rédaction@echo.example"])
