@@ -95,11 +95,21 @@ class Daemon:
         app = self.app
         app.recover()
         loop = asyncio.get_running_loop()
+        handled = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 loop.add_signal_handler(sig, self._on_signal)
+                handled.append(sig)
             except (NotImplementedError, RuntimeError):  # not the main thread (tests drive `stop`)
                 pass
+        try:
+            await self._serve(ready)
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+
+    async def _serve(self, ready: asyncio.Event | None) -> None:
+        app = self.app
         scheduler = AsyncIOScheduler(**scheduler_kwargs(app.config))
         scheduler.start(paused=True)
         now = app.clock()

@@ -67,7 +67,12 @@ def plan(config: Config, last_runs: dict[str, datetime], now: datetime) -> list[
     for job_id, what, target, schedule, description in wanted:
         trigger = trigger_for(schedule, tz)
         last = last_runs.get(job_id)
-        nxt = next_after(trigger, last) if last is not None else trigger.get_next_fire_time(None, now)
+        if last is not None:
+            nxt = next_after(trigger, last)
+        elif schedule.every is not None:
+            nxt = now + schedule.every  # an interval counts from the first start
+        else:
+            nxt = trigger.get_next_fire_time(None, now)
         missed = nxt is not None and nxt <= now
         jobs.append(PlannedJob(job_id, what, target, trigger, description, now if missed else nxt, missed))
     return jobs

@@ -33,24 +33,24 @@ def edition(store, channel, now=NOW):
 
 def test_each_article_goes_out_once_per_channel(store):
     ch = cfg()
-    store.upsert_articles([art("a"), art("b", 2)], now=NOW)
+    store.articles.upsert([art("a"), art("b", 2)], now=NOW)
     e1 = edition(store, ch)
     assert [a.guid for a in e1.articles] == ["a", "b"]  # newest first
     assert edition(store, ch, NOW + timedelta(hours=1)) is None  # nothing new: skipped
-    store.upsert_articles([art("a"), art("c", 0)], now=NOW + timedelta(hours=2))
+    store.articles.upsert([art("a"), art("c", 0)], now=NOW + timedelta(hours=2))
     e3 = edition(store, ch, NOW + timedelta(hours=2))
     assert [a.guid for a in e3.articles] == ["c"]
 
 
 def test_channels_have_independent_cursors(store):
-    store.upsert_articles([art("a")], now=NOW)
+    store.articles.upsert([art("a")], now=NOW)
     assert len(edition(store, cfg(id="one")).articles) == 1
     assert len(edition(store, cfg(id="two")).articles) == 1
 
 
 def test_database_refuses_the_same_article_twice_on_a_channel(store):
     ch = cfg()
-    store.upsert_articles([art("a")], now=NOW)
+    store.articles.upsert([art("a")], now=NOW)
     e = edition(store, ch)
     with pytest.raises(IntegrityError):
         with store.begin() as conn:
@@ -60,17 +60,17 @@ def test_database_refuses_the_same_article_twice_on_a_channel(store):
 
 def test_an_edited_article_is_not_sent_again(store):
     ch = cfg()
-    store.upsert_articles([art("a")], now=NOW)
+    store.articles.upsert([art("a")], now=NOW)
     edition(store, ch)
     changed = Article(source_id="s", guid="a", url="https://x.example/a", title="a (corrigé)",
                       published_at=NOW)
-    assert store.upsert_articles([changed], now=NOW + timedelta(hours=1)).updated == 1
+    assert store.articles.upsert([changed], now=NOW + timedelta(hours=1)).updated == 1
     assert edition(store, ch, NOW + timedelta(hours=1)) is None
 
 
 def test_cap_takes_oldest_first_and_keeps_the_rest(store):
     ch = cfg(max_articles=2)
-    store.upsert_articles([art(f"a{i}", hours_ago=i) for i in range(1, 6)], now=NOW)
+    store.articles.upsert([art(f"a{i}", hours_ago=i) for i in range(1, 6)], now=NOW)
     first = edition(store, ch)
     assert {a.guid for a in first.articles} == {"a5", "a4"}
     second = edition(store, ch, NOW + timedelta(minutes=1))
@@ -80,17 +80,17 @@ def test_cap_takes_oldest_first_and_keeps_the_rest(store):
 
 
 def test_new_channel_looks_back_only_so_far(store):
-    store.upsert_articles([art("old", hours_ago=24 * 30), art("recent", hours_ago=5)], now=NOW)
+    store.articles.upsert([art("old", hours_ago=24 * 30), art("recent", hours_ago=5)], now=NOW)
     e = edition(store, cfg(lookback="1d"))
     assert [a.guid for a in e.articles] == ["recent"]
     # an article first seen after the channel started always counts, whatever its date
-    store.upsert_articles([art("backdated", hours_ago=24 * 90)], now=NOW + timedelta(hours=1))
+    store.articles.upsert([art("backdated", hours_ago=24 * 90)], now=NOW + timedelta(hours=1))
     e2 = edition(store, cfg(lookback="1d"), NOW + timedelta(hours=2))
     assert [a.guid for a in e2.articles] == ["backdated"]
 
 
 def test_category_filters_fold_case_and_accents(store):
-    store.upsert_articles([art("p", cats=["Politique"]), art("e", cats=["Économie"]),
+    store.articles.upsert([art("p", cats=["Politique"]), art("e", cats=["Économie"]),
                            art("x", cats=["Économie", "Annonces"])], now=NOW)
     e = edition(store, cfg(categories=["economie", "politique"], exclude_categories=["annonces"]))
     assert sorted(a.guid for a in e.articles) == ["e", "p"]
@@ -104,7 +104,7 @@ def test_empty_edition_sent_only_when_asked(store):
 
 def test_preview_records_nothing(store):
     ch = cfg()
-    store.upsert_articles([art("a")], now=NOW)
+    store.articles.upsert([art("a")], now=NOW)
     conn = store.engine.connect()
     trans = conn.begin()
     assert len(editions.preview_edition(conn, ch, NOW).articles) == 1

@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
+from bot.channels.registry import Channels
 from bot.config import parse_config
 from bot.errors import TemplateError
 from bot.models import Article
-from bot.publish import publish
-from bot.render import Renderer
+from bot.publish import preview, publish
 from bot.store import tables as t
 
 NOW = datetime(2026, 11, 29, 7, 0, tzinfo=timezone.utc)
@@ -38,18 +38,18 @@ def count(store, table):
 
 def test_digest_one_row_per_subscriber_shared_part_stored_once(tmp_path, store, db_url):
     cfg = make_config(tmp_path, db_url)
-    store.upsert_articles(articles(3), now=NOW)
+    store.articles.upsert(articles(3), now=NOW)
     for who in ("awa@example.org", "ali@example.org"):
-        store.add_subscriber("news", who, None, now=NOW)
-    result = publish(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW)
+        store.subscribers.add("news", who, None, now=NOW)
+    result = publish(Channels(cfg), store, cfg.channels[0], now=NOW)
     assert (result.articles, result.messages) == (3, 2)
     with store.engine.connect() as conn:
         rows = conn.execute(select(t.outbox).order_by(t.outbox.c.id)).all()
         shared = conn.execute(select(t.editions.c.shared)).scalar_one()
     assert [r.key for r in rows] == [f"news:e{result.edition_id}:awa@example.org",
                                      f"news:e{result.edition_id}:ali@example.org"]
-    assert list(shared["email"]) == ["digest"]
-    assert "Titre « 0 » &amp; co" in shared["email"]["digest"]["html"]
+    assert list(shared) == ["digest"]
+    assert "Titre « 0 » &amp; co" in shared["digest"]["html"]
     for r in rows:  # per recipient: only the envelope, never the article list
         assert "Titre" not in r.payload["envelope"]["html_head"] + r.payload["envelope"]["html_tail"]
         assert r.payload["headers"]["List-Unsubscribe"].startswith("<https://echo.example/desabonnement?jeton=")
@@ -58,13 +58,13 @@ def test_digest_one_row_per_subscriber_shared_part_stored_once(tmp_path, store, 
 
 def test_email_article_mode_sends_one_email_per_article(tmp_path, store, db_url):
     cfg = make_config(tmp_path, db_url, mode="article")
-    store.upsert_articles(articles(2), now=NOW)
-    store.add_subscriber("news", "awa@example.org", "Awa", now=NOW)
-    result = publish(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW)
+    store.articles.upsert(articles(2), now=NOW)
+    store.subscribers.add("news", "awa@example.org", "Awa", now=NOW)
+    result = publish(Channels(cfg), store, cfg.channels[0], now=NOW)
     assert result.messages == 2
     with store.engine.connect() as conn:
         shared = conn.execute(select(t.editions.c.shared)).scalar_one()
-    assert len(shared["email"]) == 2
+    assert len(shared) == 2
 
 
 def test_template_error_records_nothing(tmp_path, store, db_url):
@@ -73,20 +73,20 @@ def test_template_error_records_nothing(tmp_path, store, db_url):
     (folder / "digest.html").write_text("{{ edition.nope.title }}", encoding="utf-8")
     cfg = make_config(tmp_path, db_url)
     cfg = cfg.model_copy(update={"templates": cfg.templates.model_copy(update={"folder": str(tmp_path / "tpl")})})
-    store.upsert_articles(articles(2), now=NOW)
-    store.add_subscriber("news", "awa@example.org", None, now=NOW)
+    store.articles.upsert(articles(2), now=NOW)
+    store.subscribers.add("news", "awa@example.org", None, now=NOW)
     with pytest.raises(TemplateError, match="email/digest.html"):
-        publish(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW)
+        publish(Channels(cfg), store, cfg.channels[0], now=NOW)
     assert count(store, t.editions) == 0 and count(store, t.edition_articles) == 0 and count(store, t.outbox) == 0
     # once the template is fixed, the same articles go out: nothing was lost
     (folder / "digest.html").unlink()
-    assert publish(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW).articles == 2
+    assert publish(Channels(cfg), store, cfg.channels[0], now=NOW).articles == 2
 
 
 def test_no_subscribers_is_reported(tmp_path, store, db_url):
     cfg = make_config(tmp_path, db_url)
-    store.upsert_articles(articles(1), now=NOW)
-    result = publish(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW)
+    store.articles.upsert(articles(1), now=NOW)
+    result = publish(Channels(cfg), store, cfg.channels[0], now=NOW)
     assert result.messages == 0 and result.note == "no active subscribers"
 
 
@@ -99,29 +99,37 @@ def test_telegram_and_x_rows_carry_their_destination(tmp_path, store, db_url):
             {"id": "x", "type": "x", "mode": "article", "schedule": {"every": "5m"}, "lookback": "7d",
              "transport": {"type": "x", "account": "@echo_sahel"}},
         ]})
-    store.upsert_articles(articles(3), now=NOW)
-    r = Renderer(cfg)
-    assert publish(cfg, r, store, cfg.channels[0], now=NOW).messages == 3
-    assert publish(cfg, r, store, cfg.channels[1], now=NOW).messages == 3
+    store.articles.upsert(articles(3), now=NOW)
+    channels = Channels(cfg)
+    assert publish(channels, store, cfg.channels[0], now=NOW).messages == 3
+    assert publish(channels, store, cfg.channels[1], now=NOW).messages == 3
     with store.engine.connect() as conn:
         dests = {(row.channel_id, row.destination) for row in conn.execute(select(t.outbox))}
     assert dests == {("tg", "@echo"), ("x", "@echo_sahel")}
 
 
 def test_preview_renders_waiting_articles_and_records_nothing(tmp_path, store, db_url):
-    from bot.publish import preview
-    from bot.render import EmailDigest
-
     cfg = make_config(tmp_path, db_url)
-    store.upsert_articles(articles(2), now=NOW)
-    store.add_subscriber("news", "awa@example.org", "Awa", now=NOW)
-    result = preview(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW)
-    edition, items = result.edition, result.items
+    store.articles.upsert(articles(2), now=NOW)
+    store.subscribers.add("news", "awa@example.org", "Awa", now=NOW)
+    result = preview(Channels(cfg), store, cfg.channels[0], now=NOW)
     assert result.waiting == 2 and not result.sample
-    assert [a.guid for a in edition.articles] == ["g0", "g1"]
-    digest, envelope = items[0]
-    assert isinstance(digest, EmailDigest) and "Titre « 1 » &amp; co" in digest.html
-    assert "Awa" in envelope.html_head + envelope.html_tail
+    assert [a.guid for a in result.edition.articles] == ["g0", "g1"]
+    files = {f.suffix: f.text for f in result.files}
+    assert list(files) == [".html", ".txt"]
+    assert "Titre « 1 » &amp; co" in files[".html"] and "Titre « 1 » & co" in files[".txt"]
+    assert "Awa" in files[".html"]  # the first subscriber's envelope
     assert count(store, t.editions) == 0 and count(store, t.outbox) == 0 and count(store, t.channels) == 0
-    sample = preview(cfg, Renderer(cfg), store, cfg.channels[0], now=NOW, sample=True).edition
-    assert sample.articles and {a.guid for a in sample.articles}.isdisjoint({"g0", "g1"})
+    written = result.write(cfg.channels[0], tmp_path / "preview")
+    assert [p.name for p in written] == ["news.html", "news.txt"]
+    assert written[0].read_text(encoding="utf-8") == files[".html"]
+    sample = preview(Channels(cfg), store, cfg.channels[0], now=NOW, sample=True)
+    assert sample.sample and sample.waiting == 2
+    assert sample.edition.articles and {a.guid for a in sample.edition.articles}.isdisjoint({"g0", "g1"})
+
+
+def test_preview_with_nothing_waiting_uses_the_sample(tmp_path, store, db_url):
+    cfg = make_config(tmp_path, db_url)
+    result = preview(Channels(cfg), store, cfg.channels[0], now=NOW)
+    assert result.sample and result.waiting == 0 and result.edition.articles
+    assert count(store, t.channels) == 0  # the channel's start is not recorded by a preview

@@ -44,6 +44,17 @@ def _private_file(path: Path) -> None:
         raise ConfigError(f"storage.url: cannot create {str(path)!r}: {exc.strerror or exc}") from None
 
 
+WRITE = "tamtam_write"  # execution option of a connection opened to write
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """A transaction that will write takes SQLite's write lock at BEGIN (IMMEDIATE): a
+    deferred one that reads first fails with "database is locked" (SQLITE_BUSY_SNAPSHOT)
+    when another process commits between its read and its write, and no busy timeout helps.
+    Reads stay deferred, so in WAL mode they never wait for a writer."""
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE) else "BEGIN")
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -51,7 +62,7 @@ def make_engine(url: str) -> Engine:
             _private_file(Path(path))
         engine = create_engine(url)
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN"))
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
@@ -94,9 +105,11 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """One transaction: committed on success, rolled back on any exception."""
-        with self.engine.begin() as conn:
-            yield conn
+        """One transaction that writes: committed on success, rolled back on any exception."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{WRITE: True})
+            with conn.begin():
+                yield conn
 
     def connect(self) -> Connection:
         return self.engine.connect()

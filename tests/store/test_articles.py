@@ -1,0 +1,73 @@
+"""Articles and sources on SQLite and PostgreSQL: upsert semantics and each source's poll state."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import select
+
+from bot.models import Article
+from bot.store import Store
+from bot.store import tables as t
+
+NOW = datetime(2026, 11, 28, 8, 0, tzinfo=timezone.utc)
+
+
+def art(guid: str, title: str = "Titre", **kw) -> Article:
+    return Article(source_id="s", guid=guid, url=f"https://ex.example/{guid}", title=title,
+                   published_at=kw.pop("published_at", NOW - timedelta(hours=1)), **kw)
+
+
+def test_upsert_new_updated_unchanged(store: Store):
+    r = store.articles.upsert([art("a", "Élections : « le jour J »"), art("b")], now=NOW)
+    assert (r.new, r.updated, r.unchanged) == (2, 0, 0)
+    r = store.articles.upsert([art("a", "Élections : « le jour J » (mis à jour)"), art("b")],
+                              now=NOW + timedelta(1))
+    assert (r.new, r.updated, r.unchanged) == (0, 1, 1)
+    with store.engine.connect() as conn:
+        row = conn.execute(select(t.articles).where(t.articles.c.guid == "a")).one()
+    assert row.title.endswith("(mis à jour)")
+    assert row.first_seen_at == NOW  # an edit is not news a second time
+    assert row.published_at.tzinfo is not None and row.published_at == NOW - timedelta(hours=1)
+
+
+def test_an_edit_never_moves_the_publication_date(store: Store):
+    store.articles.upsert([art("a")], now=NOW)
+    store.articles.upsert([art("a", "changé", published_at=NOW + timedelta(days=3))], now=NOW + timedelta(days=3))
+    with store.engine.connect() as conn:
+        row = conn.execute(select(t.articles).where(t.articles.c.guid == "a")).one()
+    assert row.published_at == NOW - timedelta(hours=1)
+
+
+def test_duplicate_guids_in_one_feed_are_stored_once(store: Store):
+    r = store.articles.upsert([art("a"), art("a")], now=NOW)
+    assert r.new == 1 and store.articles.count() == 1
+
+
+def test_source_state_keeps_validators_across_errors(store: Store):
+    assert store.articles.source_state("s").etag is None  # never polled: empty state
+    store.articles.record_poll("s", now=NOW, etag='"v1"', last_modified="Sat, 28 Nov 2026 08:00:00 GMT")
+    store.articles.record_poll("s", now=NOW + timedelta(minutes=15), error="timeout")
+    st = store.articles.source_state("s")
+    assert st.etag == '"v1"' and st.last_error == "timeout" and st.error_count == 1
+    assert st.last_ok_at == NOW and st.last_polled_at == NOW + timedelta(minutes=15)
+    store.articles.record_poll("s", now=NOW + timedelta(minutes=30), etag='"v2"')
+    st = store.articles.source_state("s")
+    assert st.etag == '"v2"' and st.last_error is None and st.error_count == 0
+
+
+def test_a_first_poll_that_fails_counts_one_error(store: Store):
+    store.articles.record_poll("s", now=NOW, error="timeout")
+    store.articles.record_poll("s", now=NOW + timedelta(minutes=15), error="timeout")
+    st = store.articles.source_state("s")
+    assert st.error_count == 2 and st.last_ok_at is None and st.etag is None
+
+
+def test_one_entry_the_database_refuses_does_not_lose_the_others(store: Store):
+    monster = art("m" * 3000)  # longer than the guid column: PostgreSQL refuses it
+    nul = art("nul", "Titre avec \x00 dedans")  # PostgreSQL refuses NUL in text
+    r = store.articles.upsert([art("a"), monster, nul, art("b")], now=NOW)
+    assert r.new + r.rejected == 4 and store.articles.count() == r.new
+    with store.engine.connect() as conn:
+        guids = {row.guid for row in conn.execute(select(t.articles.c.guid))}
+    assert {"a", "b"} <= guids

@@ -1,0 +1,109 @@
+"""The database on SQLite and PostgreSQL: migrations, times, savepoints, the runner lock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import inspect, select, text
+
+from bot.store import Store
+from bot.store import tables as t
+from bot.store.db import MIGRATIONS, Database
+
+NOW = datetime(2026, 11, 28, 8, 0, tzinfo=timezone.utc)
+
+
+def test_migrations_create_every_table_and_are_idempotent(store: Store):
+    store.db.migrate()  # a second time changes nothing
+    names = set(inspect(store.engine).get_table_names())
+    assert {"articles", "sources", "channels", "editions", "edition_articles", "outbox", "subscribers",
+            "schedule_runs", "alembic_version"} <= names
+    assert "apscheduler_jobs" not in names  # next runs come from schedule_runs now
+
+
+def test_schema_matches_the_models(store: Store):
+    """The migrations and tables.py describe the same columns (autogenerate finds nothing to do)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), t.metadata)
+    assert diff == []
+
+
+def test_upgrade_from_the_job_store_keeps_when_jobs_last_ran(db_url):
+    """A database of 0.1 (APScheduler's job table) upgrades with each edition's and poll's
+    last run seeded from what it recorded, so the first start plans from there."""
+    db = Database(db_url)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+    with db.engine.begin() as conn:
+        conn.execute(t.channels.insert(), [{"id": "news", "started_at": NOW - timedelta(days=9),
+                                            "last_edition_at": NOW - timedelta(hours=2)},
+                                           {"id": "fresh", "started_at": NOW, "last_edition_at": None}])
+        conn.execute(t.sources.insert(), [{"id": "echo", "error_count": 0, "last_polled_at": NOW},
+                                          {"id": "never", "error_count": 0, "last_polled_at": None}])
+        conn.execute(text("INSERT INTO apscheduler_jobs (id, next_run_time, job_state) VALUES ('edition:news', 1, :s)"),
+                     {"s": b"pickled"})
+    db.migrate()
+    names = set(inspect(db.engine).get_table_names())
+    with db.engine.connect() as conn:
+        runs = {r.job_id: r.last_run_at for r in conn.execute(select(t.schedule_runs))}
+    db.close()
+    assert "apscheduler_jobs" not in names
+    assert runs == {"edition:news": NOW - timedelta(hours=2), "poll:echo": NOW}
+
+
+def test_times_come_back_aware_utc(store: Store):
+    from bot.models import Article
+
+    bamako_noon = datetime(2026, 11, 28, 12, 0, tzinfo=timezone(timedelta(hours=0)))
+    paris_noon = datetime(2026, 11, 28, 12, 0, tzinfo=timezone(timedelta(hours=1)))
+    store.articles.upsert([Article(source_id="s", guid="z", url="https://ex.example/z", title="t",
+                                   published_at=bamako_noon)], now=paris_noon)
+    with store.engine.connect() as conn:
+        row = conn.execute(select(t.articles.c.published_at, t.articles.c.first_seen_at)).one()
+    assert row.published_at == bamako_noon and row.published_at.utcoffset() == timedelta(0)
+    assert row.first_seen_at == paris_noon and row.first_seen_at.utcoffset() == timedelta(0)
+    assert row.first_seen_at.hour == 11
+
+
+def test_sqlite_relative_path_is_created(tmp_path):
+    db = tmp_path / "nested" / "dir" / "x.db"
+    s = Store(f"sqlite:///{db}")
+    assert db.exists()
+    s.close()
+
+
+def test_one_runner_per_database(store: Store, db_url):
+    other = Store(db_url, migrate=False)
+    try:
+        with store.runner_lock() as first:
+            assert first
+            with other.runner_lock() as second:
+                assert not second  # a second daemon or `once` must not run beside the first
+        with other.runner_lock() as again:
+            assert again  # released when the first runner stopped
+    finally:
+        other.close()
+
+
+def test_savepoint_rolls_back_only_the_bad_entry(store: Store):
+    from sqlalchemy.exc import IntegrityError
+
+    with store.begin() as conn:
+        conn.execute(t.sources.insert().values(id="x", error_count=0))
+        try:
+            with conn.begin_nested():
+                conn.execute(t.sources.insert().values(id="x", error_count=0))
+        except IntegrityError:
+            pass
+        conn.execute(t.sources.insert().values(id="y", error_count=0))
+    assert store.articles.source_state("x").error_count == 0 and store.articles.source_state("y").error_count == 0
+    with store.engine.connect() as conn:
+        assert {r.id for r in conn.execute(select(t.sources.c.id))} == {"x", "y"}
