@@ -31,10 +31,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app import App  # noqa: E402
+from bot.channels.email.render import Recipient, assemble  # noqa: E402
+from bot.channels.registry import Channels  # noqa: E402
 from bot.config import parse_config  # noqa: E402
 from bot.ingest import parse_feed  # noqa: E402
-from bot.models import Edition, Recipient  # noqa: E402
-from bot.render import Renderer, assemble_email  # noqa: E402
+from bot.models import Edition  # noqa: E402
 
 NOW = datetime(2026, 11, 29, 7, 0, tzinfo=timezone.utc)
 FEED = (ROOT / "config" / "demo" / "feed.xml").read_bytes()
@@ -67,21 +68,21 @@ def bench_parse(repeat: int) -> float:
 
 
 def bench_envelope(cfg, repeat: int, recipients: int) -> tuple[float, float]:
-    renderer = Renderer(cfg)
     channel = cfg.channels[0]
+    renderer = Channels(cfg).kind(channel).renderer
     articles = tuple(a for a in parse_feed(FEED, source_id="echo", base_url="https://x", now=NOW))
     edition = Edition("newsletter", articles, NOW, id=1)
     people = [Recipient(f"lecteur{i}@example.org", f"Lecteur {i}", f"https://x/u?t={i}") for i in range(recipients)]
 
     def split():
-        digest = renderer.email_digest(channel, edition)
+        digest = renderer.digest(channel, edition)
         for r in people:
-            assemble_email(digest, renderer.email_envelope(channel, digest, r))
+            assemble(digest, renderer.envelope(channel, digest, r))
 
     def whole_each_time():
         for r in people[: max(1, recipients // 20)]:
-            digest = renderer.email_digest(channel, edition)
-            assemble_email(digest, renderer.email_envelope(channel, digest, r))
+            digest = renderer.digest(channel, edition)
+            assemble(digest, renderer.envelope(channel, digest, r))
 
     split_rate = median_rate(split, recipients, repeat)
     naive_rate = median_rate(whole_each_time, max(1, recipients // 20), repeat)
@@ -95,7 +96,7 @@ def bench_publish_dispatch(repeat: int, recipients: int) -> tuple[float, float, 
             cfg = config(Path(tmp))
             app = App(cfg, clock=lambda: NOW)
             for i in range(recipients):
-                app.store.add_subscriber("newsletter", f"lecteur{i}@example.org", None, now=NOW)
+                app.store.subscribers.add("newsletter", f"lecteur{i}@example.org", None, now=NOW)
             asyncio.run(app.poll_all(NOW))
             tracemalloc.start()
             t0 = time.perf_counter()
@@ -105,8 +106,8 @@ def bench_publish_dispatch(repeat: int, recipients: int) -> tuple[float, float, 
             tracemalloc.stop()
             t0 = time.perf_counter()
             report = asyncio.run(app.dispatch())
-            disp.append(len(report.sent) / (time.perf_counter() - t0))
-            assert len(report.sent) == recipients, report
+            disp.append(report.sent / (time.perf_counter() - t0))
+            assert report.sent == recipients, report
             asyncio.run(app.aclose())
             app.store.close()
     return statistics.median(pub), statistics.median(disp), statistics.median(peaks)
