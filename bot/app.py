@@ -102,4 +102,5 @@ class App:
         report.polls = await self.poll_all(now)
         self.publish_all(now, report)
         report.dispatch = await self.dispatch()
+        report.needs_admin = {status.value: n for status, n in self.store.outbox.needs_admin().items()}
         return report

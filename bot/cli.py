@@ -26,6 +26,7 @@ from .daemon import ALREADY_RUNNING, run
 from .errors import ConfigError, TamtamError, TemplateError
 from .publish import preview
 from .scheduler import describe
+from .settings import parse_duration
 from .store import Status, Store
 from .subscribers import import_csv, valid_address
 
@@ -165,19 +166,61 @@ def cmd_subscribers_import(config: Config, args: argparse.Namespace) -> int:
     return 1 if result.rejected else 0
 
 
+def _when(text: str | None, config: Config) -> datetime | None:
+    """``--since``/``--until``: a duration meaning that long ago ("2h", "3d"), or a date or
+    date and time (ISO 8601) in the site's timezone unless it names its own."""
+    if text is None:
+        return None
+    try:
+        return _utcnow() - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{text!r} is neither a duration ('2h', '3d') nor a date ('2026-11-29' or "
+                          "'2026-11-29T07:00')") from None
+    return value if value.tzinfo else value.replace(tzinfo=config.site.tz)
+
+
+def _selection(config: Config, args: argparse.Namespace) -> dict:
+    return dict(ids=args.ids, channel=args.channel, since=_when(args.since, config), until=_when(args.until, config))
+
+
 def cmd_outbox_list(config: Config, args: argparse.Namespace) -> int:
     n = 0
-    for r in Store(config.database_url).outbox.list(Status(args.status) if args.status else None):
+    for r in Store(config.database_url).outbox.list(Status(args.status) if args.status else None,
+                                                     channel=args.channel, since=_when(args.since, config),
+                                                     until=_when(args.until, config)):
         print(f"{r.id}\t{r.status}\t{r.channel_id}\t{r.destination}\t{r.attempts} attempt(s)\t{r.last_error or ''}")
         n += 1
     print(f"{n} message(s)", file=sys.stderr)
     return 0
 
 
+def _require_selection(args: argparse.Namespace) -> None:
+    if not (args.ids or args.channel or args.since or args.until or getattr(args, "status", None) or args.all):
+        raise ConfigError("say which messages: ids, --channel, --status, --since/--until, or --all")
+
+
 def cmd_outbox_retry(config: Config, args: argparse.Namespace) -> int:
-    Store(config.database_url).outbox.retry(args.id, _utcnow())
-    print(f"message {args.id} will be sent at the next dispatch")
-    return 0
+    _require_selection(args)
+    outbox = Store(config.database_url).outbox
+    if len(args.ids) == 1 and not (args.channel or args.status or args.since or args.until):
+        outbox.retry(args.ids[0], _utcnow())  # one message: say why if it cannot be retried
+        print(f"message {args.ids[0]} will be sent at the next dispatch")
+        return 0
+    statuses = [Status(args.status)] if args.status else [Status.FAILED, Status.UNKNOWN]
+    n = outbox.retry_where(_utcnow(), statuses=statuses, **_selection(config, args))
+    print(f"{n} message(s) will be sent at the next dispatch")
+    return 0 if n else 1
+
+
+def cmd_outbox_dismiss(config: Config, args: argparse.Namespace) -> int:
+    _require_selection(args)
+    n = Store(config.database_url).outbox.dismiss_where(_utcnow(), **_selection(config, args))
+    print(f"{n} failed message(s) dismissed: they stay recorded, and no longer need an admin")
+    return 0 if n else 1
 
 
 def cmd_outbox_resolve(config: Config, args: argparse.Namespace) -> int:
@@ -227,12 +270,26 @@ def parser() -> argparse.ArgumentParser:
 
     o = sub.add_parser("outbox", help="inspect and resolve messages that need an admin")
     osub = o.add_subparsers(dest="action", required=True, metavar="ACTION")
-    ol = osub.add_parser("list", help="messages not sent (pending, failed, unknown)")
-    ol.add_argument("--status", choices=[s.value for s in Status])
-    ol.set_defaults(func=cmd_outbox_list)
-    ort = osub.add_parser("retry", help="send a failed or unknown message again")
-    ort.add_argument("id", type=int)
+
+    def selection(sp: argparse.ArgumentParser, statuses: list[str] | None) -> None:
+        sp.add_argument("ids", type=int, nargs="*", help="message ids")
+        sp.add_argument("--channel", help="only this channel's messages")
+        if statuses:
+            sp.add_argument("--status", choices=statuses)
+        sp.add_argument("--since", help="changed since: a duration ago ('2h') or a date/time ('2026-11-29T07:00')")
+        sp.add_argument("--until", help="changed before: a duration ago or a date/time")
+
+    ol = osub.add_parser("list", help="messages not sent (pending, failed, unknown …)")
+    selection(ol, [s.value for s in Status])
+    ol.set_defaults(func=cmd_outbox_list, all=True)
+    ort = osub.add_parser("retry", help="send failed or unknown messages again (by id, channel, status or time)")
+    selection(ort, [Status.FAILED.value, Status.UNKNOWN.value, Status.DISMISSED.value])
+    ort.add_argument("--all", action="store_true", help="every failed and unknown message")
     ort.set_defaults(func=cmd_outbox_retry)
+    od = osub.add_parser("dismiss", help="leave failed messages as they are (they stop counting as needing you)")
+    selection(od, None)
+    od.add_argument("--all", action="store_true", help="every failed message")
+    od.set_defaults(func=cmd_outbox_dismiss)
     ors = osub.add_parser("resolve", help="mark an unknown message as delivered (you checked it is out)")
     ors.add_argument("id", type=int)
     ors.set_defaults(func=cmd_outbox_resolve)

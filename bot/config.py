@@ -58,6 +58,8 @@ class Delivery(Model):
     max_attempts: int = Field(8, ge=1, le=100)
     backoff_base: Duration = timedelta(seconds=30)
     backoff_max: Duration = timedelta(hours=6)
+    # a service that cannot be reached pauses its channel at most this long before the next probe
+    pause_max: Duration = timedelta(minutes=10)
     batch_size: int = Field(100, ge=1, le=10_000)
     # how long `run` waits, after SIGTERM, for the message in flight (longer than a transport's 30 s timeout)
     shutdown_grace: Duration = timedelta(seconds=60)

@@ -9,12 +9,21 @@ transport says            row becomes
 ========================  =========================================================
 Receipt                   ``sent`` (with the service's id)
 AlreadyDelivered          ``sent`` (X's duplicate refusal: it is already posted)
+ServiceUnavailable        ``pending`` again with its attempts untouched; the channel
+                          pauses (a circuit breaker: 30 s, 1 min, 2 min … up to
+                          ``delivery.pause_max``, never shorter than ``retry_after``)
+                          and the next dispatch after the pause probes with one message
 TransientError            ``pending`` again, ``next_attempt_at`` = backoff, at least
                           the service's ``retry_after``; ``failed`` after max_attempts
 UncertainDelivery         at-least-once transport: like TransientError;
                           at-most-once: ``unknown`` — flagged for the admin, never resent
 PermanentError            ``failed``, with the reason
 ========================  =========================================================
+
+Before a message is claimed the dispatcher waits on the transport's declared rate limits
+(:mod:`bot.limits`), so a stop while waiting leaves nothing ``sending``; and for a
+channel with its own list of subscribers it checks the recipient is still subscribed: mail
+to someone who left while the message waited is ``cancelled``, with the reason.
 
 Crash safety: a row found in ``sending`` at start-up was interrupted mid-send.
 :func:`recover` puts it back to ``pending`` when resending is harmless (email, whose
@@ -42,9 +51,11 @@ from .errors import (
     ConfigError,
     DeliveryError,
     PermanentError,
+    ServiceUnavailable,
     TransientError,
     UncertainDelivery,
 )
+from .limits import Limiters
 from .models import Message, Receipt
 from .settings import ChannelSettings
 from .store import OutboxRow, Store
@@ -60,7 +71,8 @@ class Outcome(enum.Enum):
     RETRYING = "will retry"
     FAILED = "FAILED"
     UNKNOWN = "UNKNOWN, check by hand"
-    PAUSED = "channel paused"  # the transport could not be opened; the message waits, no attempt spent
+    PAUSED = "channel paused"  # the service cannot be reached; the message waits, no attempt spent
+    CANCELLED = "cancelled"  # the recipient left before it went out
 
 
 def backoff(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
@@ -126,7 +138,7 @@ class DispatchReport:
 
     @property
     def ok(self) -> bool:
-        return all(o is Outcome.SENT for (_, o), n in self.counts.items() if n)
+        return all(o in (Outcome.SENT, Outcome.CANCELLED) for (_, o), n in self.counts.items() if n)
 
     def merge(self, other: "DispatchReport") -> None:
         self.counts.update(other.counts)
@@ -150,7 +162,9 @@ class Dispatcher:
         # One delivery loop per channel at a time in this process: the scheduler's edition job
         # and the periodic dispatch may both want a channel, and a digest's parts keep order.
         self._locks: dict[str, asyncio.Lock] = {}
-        self._unavailable: dict[str, int] = {}  # channel → failed opens in a row (backs off)
+        # The circuit breaker: channel → (paused until, service failures in a row).
+        self._paused: dict[str, tuple[datetime, int]] = {}
+        self.limiters = Limiters()  # process-wide: channels sharing an account share its quota
         self._stopping = False
         self._base, self._cap = config.delivery.backoff_base, config.delivery.backoff_max
 
@@ -168,13 +182,29 @@ class Dispatcher:
 
     async def run_once(self, channel_ids: list[str] | None = None) -> DispatchReport:
         """Deliver every row due now. Channels go in parallel; a channel's rows go in order."""
-        due = self.store.outbox.due_channels(self.clock())
-        if channel_ids is not None:
-            due = [c for c in due if c in channel_ids]
+        now = self.clock()
+        due = [c for c in self.store.outbox.due_channels(now)
+               if (channel_ids is None or c in channel_ids) and self.paused_until(c) <= now]
         report = DispatchReport()
         for r in await asyncio.gather(*(self._run_channel(c) for c in due)):
             report.merge(r)
         return report
+
+    def paused_until(self, channel_id: str) -> datetime:
+        """When the channel's circuit breaker lets the next probe through (the past: not paused)."""
+        return self._paused.get(channel_id, (datetime.min.replace(tzinfo=timezone.utc), 0))[0]
+
+    def _pause(self, channel: ChannelSettings, exc: BaseException) -> datetime:
+        """Open the circuit: the service failed for everyone. Returns when to probe again."""
+        failures = self._paused.get(channel.id, (None, 0))[1] + 1
+        delay = backoff(failures, self._base, self.config.delivery.pause_max)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            delay = max(delay, timedelta(seconds=float(retry_after)))
+        until = self.clock() + delay
+        self._paused[channel.id] = (until, failures)
+        log.error("channel %s paused for %s: %s", channel.id, delay, exc)
+        return until
 
     async def _run_channel(self, channel_id: str) -> DispatchReport:
         async with self._locks.setdefault(channel_id, asyncio.Lock()):
@@ -233,31 +263,38 @@ class Dispatcher:
 
     async def _deliver(self, channel: ChannelSettings, row: OutboxRow) -> tuple[Outcome, Any] | None:
         outbox = self.store.outbox
+        kind = self.channels.kind(channel)
         try:
             transport = await self._transport(channel)
         except (ConfigError, DeliveryError, OSError) as exc:
             # An admin problem (missing secret, revoked token, server down): the messages are
             # kept, and the channel is tried again later, less often each time.
-            failures = self._unavailable[channel.id] = self._unavailable.get(channel.id, 0) + 1
             reason = f"transport unavailable: {exc}"
-            log.error("channel %s: %s", channel.id, reason)
-            now = self.clock()
-            outbox.release(row.id, now, when=now + backoff(failures, self._base, self._cap), reason=reason)
+            until = self._pause(channel, exc)
+            outbox.release(row.id, self.clock(), when=until, reason=reason)
             return Outcome.PAUSED, reason
-        self._unavailable.pop(channel.id, None)
         try:
             message = self._message(channel, row)
         except Exception as exc:  # a corrupt row must not stop the others
             reason = f"cannot rebuild the message: {exc!r}"
             outbox.failed(row.id, self.clock(), reason=reason, answered=False)
             return Outcome.FAILED, reason
-        if not outbox.claim(row.id, self.clock()):
+        if kind.has_subscribers and not self.store.subscribers.is_active(channel.id, row.destination):
+            reason = "not sent: the recipient is no longer subscribed"
+            outbox.cancelled(row.id, self.clock(), reason=reason)
+            return Outcome.CANCELLED, reason
+        await self.limiters.acquire(transport.rate_limits(message))
+        if self._stopping or not outbox.claim(row.id, self.clock()):
             return None
         attempts = row.attempts + 1
         try:
             receipt = await transport.send(message)
         except AlreadyDelivered as exc:
             receipt = Receipt(transport=transport.name, detail=f"already delivered: {exc.reason}")
+        except ServiceUnavailable as exc:
+            until = self._pause(channel, exc)
+            outbox.release(row.id, self.clock(), when=until, reason=exc.reason)
+            return Outcome.PAUSED, exc.reason
         except UncertainDelivery as exc:
             if transport.at_least_once:
                 return self._retry(row, attempts, exc, None)
@@ -278,6 +315,7 @@ class Dispatcher:
             # A bug in a transport is not the message's fault: retry later, keep the reason.
             log.exception("channel %s: unexpected error sending %s", channel.id, row.key)
             return self._retry(row, attempts, exc, None)
+        self._paused.pop(channel.id, None)  # the circuit closes: the service answers again
         outbox.sent(row.id, self.clock(), remote_id=receipt.remote_id, receipt=receipt.detail)
         return Outcome.SENT, receipt
 

@@ -9,7 +9,11 @@ to retry.
      ├── TemplateError        a template is missing or broken: names the template and the line
      ├── SourceError          a feed could not be fetched or read; the source is retried at its next poll
      └── DeliveryError        a transport could not deliver one message
-          ├── TransientError  try again later (network, 5xx, flood control); carries retry_after
+          ├── TransientError  try again later; carries retry_after. An answer about this message:
+          │    │              it costs the message one of its attempts
+          │    └── ServiceUnavailable  the service could not be reached, or is failing or rate
+          │                   limiting everyone (connect refused, TLS, 421, 5xx, 429): it says nothing
+          │                   about this message, so the channel pauses and the message keeps its attempts
           ├── PermanentError  will never succeed as it is (bad address, refused content, auth)
           ├── UncertainDelivery  the request left but no answer came (read timeout): it may have been delivered
           └── AlreadyDelivered  the service says it already has this message (X duplicate): counts as sent
@@ -72,6 +76,13 @@ class TransientError(DeliveryError):
     def __init__(self, message: str, retry_after: float | None = None):
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class ServiceUnavailable(TransientError):
+    """The service could not be reached, or answers every message with a failure (5xx, 421,
+    flood control). The dispatcher pauses the channel with a growing backoff (a circuit
+    breaker) and puts the message back without spending an attempt: an hour-long outage
+    must not fail a whole edition."""
 
 
 class PermanentError(DeliveryError):

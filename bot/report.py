@@ -27,11 +27,12 @@ class RunReport:
     edition_errors: list[tuple[str, str]] = field(default_factory=list)
     dispatch: DispatchReport = field(default_factory=DispatchReport)
     recovered: dict[str, int] = field(default_factory=dict)
+    needs_admin: dict[str, int] = field(default_factory=dict)  # status → messages waiting for a decision
 
     @property
     def ok(self) -> bool:
         return (all(p.ok for p in self.polls) and not self.edition_errors and self.dispatch.ok
-                and not self.recovered.get("unknown"))
+                and not self.recovered.get("unknown") and not any(self.needs_admin.values()))
 
     def lines(self, file_kinds: Mapping[str, str]) -> Iterator[str]:
         """The report as the ``once`` command prints it. ``file_kinds`` explains file suffixes."""
@@ -63,6 +64,10 @@ class RunReport:
         total = sum(n for (_, o), n in d.counts.items() if o is not Outcome.SENT)
         if total > shown:
             yield f"… and {total - shown} more message(s) not delivered (see `outbox list`)"
+        waiting = ", ".join(f"{n} {status}" for status, n in sorted(self.needs_admin.items()) if n)
+        if waiting:
+            yield (f"{waiting} message(s) need an admin: `tamtam outbox list` shows them; `outbox retry`, "
+                   "`outbox resolve` (unknown) or `outbox dismiss` (failed) settles them")
         if self.ok and not d.sent and not any(e.edition_id for e in self.editions):
             new = sum(p.new for p in self.polls)
             yield f"Nothing new: {new} new article(s), every channel is up to date; nothing was sent."

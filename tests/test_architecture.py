@@ -23,7 +23,7 @@ BOT = ROOT / "bot"
 #: Lowest first. A module may import from its own layer or any layer below, never above.
 LAYERS: list[tuple[str, ...]] = [
     ("bot", "bot.errors", "bot.models", "bot.redact"),
-    ("bot.settings", "bot.text", "bot.render", "bot.store", "bot.net"),
+    ("bot.settings", "bot.text", "bot.render", "bot.store", "bot.net", "bot.limits"),
     ("bot.channels",),  # every kind's folder and base.py; the registry is the next layer
     ("bot.channels.registry",),
     ("bot.config", "bot.ingest", "bot.editions"),

@@ -13,10 +13,11 @@ from bot.channels.base import Transport
 from bot.channels.registry import Channels
 from bot.config import parse_config
 from bot.dispatch import Dispatcher, Outcome, backoff, recover
-from bot.errors import AlreadyDelivered, PermanentError, TransientError, UncertainDelivery
+from bot.errors import AlreadyDelivered, PermanentError, ServiceUnavailable, TransientError, UncertainDelivery
 from bot.models import Receipt
 from bot.store import NewMessage, Status
 from bot.store import tables as t
+from tests.fakes.smtp_server import SmtpServer
 
 T0 = datetime(2026, 11, 28, 7, 0, tzinfo=timezone.utc)
 
@@ -321,3 +322,140 @@ async def test_a_message_that_cannot_be_rebuilt_fails_without_an_attempt(store):
     row = by_id(store)[0]
     assert row.status is Status.FAILED and row.attempts == 0  # the service was never asked
     assert "cannot rebuild the message" in row.last_error and report.count(Outcome.FAILED) == 1
+
+
+# -- outages: the circuit breaker (a service that fails for everyone costs no attempt) -----------
+
+async def test_service_unavailable_pauses_the_channel_then_probes_with_one_message(store):
+    queue(store, 3)
+    clock = Clock()
+    tr = Scripted([ServiceUnavailable("502 Bad Gateway"), ServiceUnavailable("502 Bad Gateway")])
+    d = dispatcher(store, tr, clock)
+    report = await d.run_once()
+    assert report.count(Outcome.PAUSED) == 1 and len(tr.sent) == 1
+    assert statuses(store) == ["pending"] * 3 and attempts(store) == [0, 0, 0]  # nothing spent
+    assert d.paused_until("ch") == T0 + timedelta(seconds=30)
+    clock.now = T0 + timedelta(seconds=29)
+    await d.run_once()
+    assert len(tr.sent) == 1  # paused: not even a probe
+    clock.now = T0 + timedelta(seconds=31)
+    await d.run_once()  # one probe, still failing: the pause doubles
+    assert len(tr.sent) == 2 and d.paused_until("ch") == clock.now + timedelta(minutes=1)
+    clock.now += timedelta(minutes=2)
+    report = await d.run_once()  # the service is back: the probe goes, then the rest
+    assert report.sent == 3 and statuses(store) == ["sent"] * 3 and attempts(store) == [1, 1, 1]
+    assert d.paused_until("ch") < clock.now
+
+
+async def test_a_long_outage_fails_nothing_and_the_pause_is_capped(store):
+    queue(store, 2)
+    clock = Clock()
+    tr = Scripted([ServiceUnavailable("connection refused")] * 40)
+    d = dispatcher(store, tr, clock)
+    for _ in range(40):  # far more probes than max_attempts (3)
+        await d.run_once()
+        clock.now = d.paused_until("ch") + timedelta(seconds=1)
+    assert statuses(store) == ["pending", "pending"] and attempts(store) == [0, 0]
+    assert d.paused_until("ch") - (clock.now - timedelta(seconds=1)) <= timedelta(minutes=10)  # delivery.pause_max
+
+
+async def test_flood_control_pauses_at_least_as_long_as_the_service_asks(store):
+    queue(store, 1)
+    clock = Clock()
+    d = dispatcher(store, Scripted([ServiceUnavailable("flood control", retry_after=400)]), clock)
+    await d.run_once()
+    assert d.paused_until("ch") == T0 + timedelta(seconds=400) and attempts(store) == [0]
+
+
+def email_app(tmp_path, db_url, port: int, subscribers: int, clock):
+    from bot.app import App
+    from tests.conftest import ROOT
+
+    cfg = parse_config({
+        "site": {"name": "L’Écho du Sahel", "base_url": "https://echo.example"},
+        "storage": {"url": db_url},
+        "delivery": {"max_attempts": 3},
+        "sources": [{"id": "echo", "url": str(ROOT / "config" / "demo" / "feed.xml")}],
+        "channels": [{"id": "news", "type": "email", "schedule": {"every": "1h"}, "lookback": "3650d",
+                      "max_articles": 3, "transport": {"type": "smtp", "host": "127.0.0.1", "port": port,
+                                                       "security": "none", "from": "echo@echo.example",
+                                                       "timeout": "5s", "rate_per_minute": 100_000}}],
+    }, base_dir=str(tmp_path))
+    app = App(cfg, clock=clock)
+    for i in range(subscribers):
+        app.store.subscribers.add("news", f"lecteur{i:03d}@example.org", None, now=T0)
+    return app
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_an_smtp_outage_mid_edition_fails_nothing(tmp_path, db_url):
+    """The defect: 300 subscribers, the mail server killed after ~100 sends, max_attempts 3:
+    within a minute all the rest were failed. Now they wait, and go when the server is back."""
+    from bot.channels.email.smtp import SmtpTransport
+
+    clock = Clock()
+    with SmtpServer() as server:
+        app = email_app(tmp_path, db_url, server.port, 300, clock)
+
+        class DiesAfter100(SmtpTransport):
+            async def send(self, message):
+                receipt = await super().send(message)
+                if len(server.received) == 100:
+                    server.stop()  # the outage: the server is gone, connections refused
+                return receipt
+
+        kind = app.channels.kind(app.config.channels[0])
+        app.dispatcher = Dispatcher(app.config, app.store, app.channels, clock=clock,
+                                    transport_factory=lambda ch: DiesAfter100(ch.transport, app.config, kind))
+        await app.poll_all(T0)
+        assert app.publish(app.config.channels[0], T0).messages == 300
+        report = await app.dispatch()
+        assert report.sent == 100 and report.count(Outcome.PAUSED) == 1 and report.count(Outcome.FAILED) == 0
+        for _ in range(6):  # an hour of probes against a dead server
+            clock.now = app.dispatcher.paused_until("news") + timedelta(seconds=1)
+            await app.dispatch()
+        rows = by_id(app.store)
+        assert [r.status for r in rows].count(Status.SENT) == 100
+        assert all(r.status is Status.PENDING and r.attempts == 0 for r in rows[100:])
+        server.start()  # back on the same port
+        clock.now = app.dispatcher.paused_until("news") + timedelta(seconds=1)
+        report = await app.dispatch()
+        await app.aclose()
+    assert report.sent == 200 and statuses(app.store) == ["sent"] * 300
+    recipients = sorted(r for m in server.received for r in m.rcpt_tos)
+    assert recipients == sorted(f"lecteur{i:03d}@example.org" for i in range(300))  # each exactly once
+
+
+async def test_421_at_the_greeting_pauses_without_costing_attempts(tmp_path, db_url):
+    clock = Clock()
+    with SmtpServer() as server:
+        app = email_app(tmp_path, db_url, server.port, 3, clock)
+        await app.poll_all(T0)
+        app.publish(app.config.channels[0], T0)
+        server.greeting = "421 4.3.2 Service not available, closing transmission channel"
+        report = await app.dispatch()
+        assert report.count(Outcome.PAUSED) == 1 and attempts(app.store) == [0, 0, 0]
+        assert "421" in by_id(app.store)[0].last_error
+        server.greeting = None
+        clock.now = app.dispatcher.paused_until("news") + timedelta(seconds=1)
+        report = await app.dispatch()
+        await app.aclose()
+    assert report.sent == 3 and len(server.received) == 3
+
+
+async def test_mail_to_someone_who_left_while_it_waited_is_cancelled(tmp_path, db_url):
+    """The defect: a reader who unsubscribed while their message waited for a retry still got it."""
+    clock = Clock()
+    with SmtpServer() as server:
+        app = email_app(tmp_path, db_url, server.port, 3, clock)
+        await app.poll_all(T0)
+        app.publish(app.config.channels[0], T0)
+        app.store.subscribers.remove("news", "lecteur001@example.org")
+        report = await app.dispatch()
+        await app.aclose()
+    assert sorted(r for m in server.received for r in m.rcpt_tos) == ["lecteur000@example.org",
+                                                                      "lecteur002@example.org"]
+    assert report.ok and report.count(Outcome.CANCELLED) == 1
+    cancelled = [r for r in by_id(app.store) if r.status is Status.CANCELLED]
+    assert [r.destination for r in cancelled] == ["lecteur001@example.org"]
+    assert "no longer subscribed" in cancelled[0].last_error

@@ -71,7 +71,7 @@ mode = "digest"
 schedule = {{ cron = "0 18 * * *" }}
 lookback = "3650d"
 max_articles = 40
-transport = {{ type = "telegram", chat_id = "@tamtam_test", token_env = "TT_TELEGRAM_TOKEN", base_url = "{bot.base_url}", base_file_url = "{bot.base_file_url}" }}
+transport = {{ type = "telegram", chat_id = "@tamtam_test", token_env = "TT_TELEGRAM_TOKEN", base_url = "{bot.base_url}", base_file_url = "{bot.base_file_url}", per_chat_limit = {bot.per_chat_limit} }}
 ''',
         "tg-articles": f'''
 [[channels]]
@@ -81,7 +81,7 @@ mode = "article"
 schedule = {{ every = "10m" }}
 lookback = "3650d"
 max_articles = 40
-transport = {{ type = "telegram", chat_id = "-1001234567890", token_env = "TT_TELEGRAM_TOKEN", base_url = "{bot.base_url}", base_file_url = "{bot.base_file_url}" }}
+transport = {{ type = "telegram", chat_id = "-1001234567890", token_env = "TT_TELEGRAM_TOKEN", base_url = "{bot.base_url}", base_file_url = "{bot.base_file_url}", per_chat_limit = {bot.per_chat_limit} }}
 ''',
         "x": f'''
 [[channels]]
@@ -128,7 +128,7 @@ def tamtam(config: Path, env: dict[str, str], *args: str) -> subprocess.Complete
 
 @pytest.fixture
 def servers():
-    with FeedServer() as feeds, SmtpServer(auth=("tamtam", "s3cret")) as smtp, FakeBotApi() as bot, FakeXApi() as x:
+    with FeedServer() as feeds, SmtpServer(auth=("tamtam", "s3cret")) as smtp, FakeBotApi(per_chat_limit=100) as bot, FakeXApi() as x:
         url = feeds.add_feed("/feed/", FEED, etag='"v1"', last_modified="Sat, 28 Nov 2026 08:00:00 GMT")
         yield feeds, url, smtp, bot, x
 

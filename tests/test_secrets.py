@@ -33,7 +33,7 @@ def everything_written(folder: Path, *outputs: str) -> bytes:
 
 
 def test_no_secret_in_logs_outputs_or_the_database(tmp_path):
-    with FeedServer() as feeds, SmtpServer(auth=("tamtam", "s3cret-smtp-pass")) as smtp, FakeBotApi() as bot, \
+    with FeedServer() as feeds, SmtpServer(auth=("tamtam", "s3cret-smtp-pass")) as smtp, FakeBotApi(per_chat_limit=100) as bot, \
             FakeXApi() as x:
         url = feeds.add_feed("/feed/", FEED)
         config = write_config(tmp_path, url, smtp, bot, x)

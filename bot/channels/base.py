@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Protocol
 
+from ..limits import RateLimit
 from ..models import Edition, Message, Receipt, Subscriber
 from ..render import Templates
 from ..settings import ChannelSettings, Site, TransportSettings
@@ -71,6 +72,11 @@ class Transport(ABC):
 
     async def aclose(self) -> None:
         """Release connections. Safe to call twice."""
+
+    def rate_limits(self, message: Message) -> "list[RateLimit]":
+        """The quotas sending ``message`` counts against; the dispatcher waits on them
+        before it claims the message, so they hold by construction."""
+        return []
 
     async def __aenter__(self) -> "Transport":
         await self.open()

@@ -5,8 +5,10 @@ claims and records outcomes through it, and the admin's ``outbox`` commands list
 and resolve through it. A row's life::
 
     pending ──claim──► sending ──► sent
-       ▲                  │   ├──► failed   (refused for good, or out of attempts)
-       └── retry later ◄──┘   └──► unknown  (an at-most-once post may or may not be out)
+       ▲  │               │   ├──► failed   (refused for good, or out of attempts) ──► dismissed (admin)
+       │  │               │   └──► unknown  (an at-most-once post may or may not be out)
+       │  └──► cancelled  (the recipient left before it went out)
+       └── retry later ◄──┘
 
 ``attempts`` counts the answers a service gave about the message; a service that could not
 be reached at all costs the message nothing (:meth:`Outbox.release`).
@@ -35,6 +37,8 @@ class Status(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     UNKNOWN = "unknown"
+    CANCELLED = "cancelled"  # never sent on purpose: the recipient left while it waited
+    DISMISSED = "dismissed"  # failed, and the admin said to leave it
 
 
 class OutboxError(TamtamError):
@@ -149,6 +153,9 @@ class Outbox:
     def unknown(self, row_id: int, now: datetime, *, reason: str) -> None:
         self._set(row_id, now, answered=True, status=Status.UNKNOWN.value, last_error=reason)
 
+    def cancelled(self, row_id: int, now: datetime, *, reason: str) -> None:
+        self._set(row_id, now, answered=False, status=Status.CANCELLED.value, last_error=reason)
+
     # -- crash recovery --------------------------------------------------------------
     def interrupted(self) -> list[tuple[int, str]]:
         """(id, channel) of every row left ``sending`` by a process that stopped mid-send."""
@@ -165,10 +172,13 @@ class Outbox:
                          .values(status=status.value, next_attempt_at=now, last_error=reason, updated_at=now))
 
     # -- the admin -------------------------------------------------------------------
-    def list(self, status: Status | None = None) -> Iterator[OutboxRow]:
-        """Rows with ``status``, or every row not sent."""
-        q = select(t.outbox).order_by(t.outbox.c.id)
-        q = q.where(t.outbox.c.status == status.value) if status else q.where(t.outbox.c.status != Status.SENT.value)
+    def list(self, status: Status | None = None, *, channel: str | None = None, since: datetime | None = None,
+             until: datetime | None = None) -> Iterator[OutboxRow]:
+        """Rows with ``status`` (or every row not sent), optionally of one channel and changed in a time range."""
+        q = select(t.outbox).where(*self._where((), channel, [status] if status else [], since, until))
+        q = q.order_by(t.outbox.c.id)
+        if not status:
+            q = q.where(t.outbox.c.status != Status.SENT.value)
         with self.db.connect() as conn:
             for r in conn.execution_options(yield_per=1000).execute(q):
                 yield _row(r)
@@ -180,14 +190,61 @@ class Outbox:
             raise OutboxError(f"no outbox message {row_id}")
         return _row(r)
 
+    def _where(self, ids: Iterable[int] = (), channel: str | None = None, statuses: Iterable[Status] = (),
+               since: datetime | None = None, until: datetime | None = None) -> list[Any]:
+        """The conditions that pick rows for an admin: ids, a channel, statuses, and when they
+        last changed (a time range)."""
+        ids, statuses = list(ids), list(statuses)
+        where: list[Any] = []
+        if ids:
+            where.append(t.outbox.c.id.in_(ids))
+        if channel:
+            where.append(t.outbox.c.channel_id == channel)
+        if statuses:
+            where.append(t.outbox.c.status.in_([s.value for s in statuses]))
+        if since:
+            where.append(t.outbox.c.updated_at >= since)
+        if until:
+            where.append(t.outbox.c.updated_at < until)
+        return where
+
     def retry(self, row_id: int, now: datetime) -> None:
         """A failed or unknown message goes back to pending, due now, with its attempts reset."""
         row = self.get(row_id)
         if row.status not in (Status.FAILED, Status.UNKNOWN):
             raise OutboxError(f"message {row_id} is {row.status}; only failed or unknown messages can be retried")
+        self.retry_where(now, ids=[row_id])
+
+    def retry_where(self, now: datetime, *, ids: Iterable[int] = (), channel: str | None = None,
+                    statuses: Iterable[Status] = (Status.FAILED, Status.UNKNOWN), since: datetime | None = None,
+                    until: datetime | None = None) -> int:
+        """Every failed or unknown message matching the selection goes back to pending, due
+        now, attempts reset (recovering after an outage is one command, not one per row).
+        Returns how many."""
+        statuses = [s for s in statuses if s in (Status.FAILED, Status.UNKNOWN, Status.DISMISSED)]
+        if not statuses:
+            raise OutboxError("only failed, unknown or dismissed messages can be retried")
         with self.db.begin() as conn:
-            conn.execute(update(t.outbox).where(t.outbox.c.id == row_id, t.outbox.c.status == row.status.value)
-                         .values(status=Status.PENDING.value, next_attempt_at=now, attempts=0, updated_at=now))
+            res = conn.execute(update(t.outbox).where(*self._where(ids, channel, statuses, since, until))
+                               .values(status=Status.PENDING.value, next_attempt_at=now, attempts=0, updated_at=now))
+            return res.rowcount
+
+    def dismiss_where(self, now: datetime, *, ids: Iterable[int] = (), channel: str | None = None,
+                      since: datetime | None = None, until: datetime | None = None) -> int:
+        """Failed messages the admin has seen and leaves as they are: they stop counting as
+        needing the admin. Returns how many."""
+        with self.db.begin() as conn:
+            res = conn.execute(update(t.outbox).where(*self._where(ids, channel, [Status.FAILED], since, until))
+                               .values(status=Status.DISMISSED.value, updated_at=now))
+            return res.rowcount
+
+    def needs_admin(self) -> dict[Status, int]:
+        """How many messages wait for an admin's decision: failed (retry or dismiss) and
+        unknown (check the channel, then retry or resolve)."""
+        q = (select(t.outbox.c.status, func.count())
+             .where(t.outbox.c.status.in_([Status.FAILED.value, Status.UNKNOWN.value])).group_by(t.outbox.c.status))
+        with self.db.connect() as conn:
+            return {Status(status): n for status, n in conn.execute(q)}
 
     def resolve(self, row_id: int, now: datetime) -> None:
         """The admin checked an unknown post is out: it counts as sent."""

@@ -79,5 +79,11 @@ class Subscribers:
                 return
             last = rows[-1].id
 
+    def is_active(self, channel_id: str, email: str) -> bool:
+        """True when ``email`` is an active subscriber of the channel (checked before each send)."""
+        with self.db.connect() as conn:
+            return conn.execute(select(t.subscribers.c.active).where(
+                t.subscribers.c.channel_id == channel_id, t.subscribers.c.email == email)).scalar() is True
+
     def list(self, channel_id: str, *, active_only: bool = True) -> list[Subscriber]:
         return list(self.iter(channel_id, active_only=active_only))

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import email.policy
 import json
+import math
 import re
 import threading
+import time
 from dataclasses import dataclass
 from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -238,6 +240,14 @@ def telegram_text_length(text: str) -> int:
 FLOOD = 429
 
 
+class _Flood(Exception):
+    """A flood limit was passed: answer 429 with ``retry_after``."""
+
+    def __init__(self, seconds: int):
+        super().__init__(seconds)
+        self.seconds = seconds
+
+
 @dataclass(frozen=True)
 class SentMessage:
     """One message the fake accepted, as the bot sent it (before entity parsing)."""
@@ -288,8 +298,23 @@ class FakeBotApi:
         token: str = "123456789:AAtamtam-test-token_0123456789abcdef",
         chats: dict[str, dict[str, Any]] | None = None,
         now: int = 1733140800,  # 2 December 2024, 12:00 UTC
+        *,
+        per_chat_limit: int = 20,
+        per_chat_period: float = 60.0,
+        per_second_limit: int = 30,
     ):
+        """Telegram's flood limits are enforced as Telegram documents them: at most
+        ``per_chat_limit`` messages in any ``per_chat_period`` seconds to one group or
+        channel, and ``per_second_limit`` a second per bot; past either, 429 with
+        ``retry_after``. Tests that are not about flood limits may loosen them."""
         self.token = token
+        self.per_chat_limit, self.per_chat_period, self.per_second_limit = (
+            per_chat_limit, per_chat_period, per_second_limit)
+        self._chat_log: dict[int, list[float]] = {}  # chat id → monotonic times of accepted messages
+        self._bot_log: list[float] = []
+        self._accepted_at: dict[int, list[float]] = {}  # every accepted message's time, per chat
+        #: the 429s the flood limits caused (a well-behaved client causes none)
+        self.flood_refusals = 0
         self.now = now
         self.chats: dict[str, dict[str, Any]] = chats if chats is not None else {
             "@tamtam_test": {"id": -1001234567890, "type": "channel", "title": "Tamtam test", "username": "tamtam_test"},
@@ -434,7 +459,35 @@ class FakeBotApi:
                 return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}, delay
         except _BadRequest as exc:
             return 400, {"ok": False, "error_code": 400, "description": f"Bad Request: {exc}"}, delay
+        except _Flood as exc:
+            return FLOOD, {"ok": False, "error_code": FLOOD, "description": f"Too Many Requests: retry after {exc.seconds}",
+                           "parameters": {"retry_after": exc.seconds}}, delay
         return 200, {"ok": True, "result": result}, delay
+
+    def _flood_check(self, chat_id: int) -> None:
+        """Count this message against the chat's and the bot's windows, or refuse it with 429."""
+        now = time.monotonic()
+        with self._lock:
+            chat_log = [t for t in self._chat_log.get(chat_id, []) if now - t < self.per_chat_period]
+            bot_log = [t for t in self._bot_log if now - t < 1.0]
+            waits = []
+            if len(chat_log) >= self.per_chat_limit:
+                waits.append(self.per_chat_period - (now - chat_log[0]))
+            if len(bot_log) >= self.per_second_limit:
+                waits.append(1.0 - (now - bot_log[0]))
+            if waits:
+                self.flood_refusals += 1
+                self._chat_log[chat_id], self._bot_log = chat_log, bot_log
+                raise _Flood(max(1, math.ceil(max(waits))))
+            self._chat_log[chat_id] = chat_log + [now]
+            self._bot_log = bot_log + [now]
+
+    def sends_in_window(self, chat_key: str, period: float) -> int:
+        """The most messages any ``period`` seconds held for one chat (by when they were accepted)."""
+        chat_id = int(self.chats[chat_key]["id"])
+        with self._lock:
+            times = sorted(self._accepted_at.get(chat_id, []))
+        return max((sum(1 for u in times if t <= u < t + period) for t in times), default=0)
 
     def _get_me(self) -> dict[str, Any]:
         return {
@@ -477,6 +530,7 @@ class FakeBotApi:
             raise _BadRequest("message is too long" if field == "text" else "message caption is too long")
         if photo is not None and (photo in self.unfetchable_photos or not re.match(r"^https?://", photo)):
             raise _BadRequest("wrong file identifier/HTTP URL specified")
+        self._flood_check(int(chat["id"]))
         preview = params.get("link_preview_options")
         if isinstance(preview, str):
             try:
@@ -486,6 +540,7 @@ class FakeBotApi:
         with self._lock:
             message_id = self._next_id
             self._next_id += 1
+            self._accepted_at.setdefault(int(chat["id"]), []).append(time.monotonic())
             self._sent.append(SentMessage(
                 method=method, chat_id=chat_key, message_id=message_id,
                 text=body if field == "text" else None, caption=body if field == "caption" else None,

@@ -144,6 +144,20 @@ class _Handler:
         return "250 2.0.0 Ok: queued as T%d" % queued
 
 
+class _Session(SMTP):
+    """aiosmtpd's SMTP session, able to refuse the greeting (``SmtpServer.greeting``)."""
+
+    owner: "SmtpServer"
+
+    async def _handle_client(self) -> None:
+        if self.owner.greeting:
+            await self.push(self.owner.greeting)  # e.g. "421 4.3.2 Service not available"
+            assert self.transport is not None
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+
 class _Controller(Controller):
     """A Controller that can bind port 0 and remembers every connection it served."""
 
@@ -152,7 +166,8 @@ class _Controller(Controller):
         super().__init__(*args, **kwargs)
 
     def factory(self) -> SMTP:
-        smtp = super().factory()
+        smtp = _Session(self.handler, **self.SMTP_kwargs)
+        smtp.owner = self.owner
         with self.owner._lock:
             self.owner._sessions.append(smtp)
         return smtp
@@ -190,7 +205,9 @@ class SmtpServer:
         self._sessions: list[SMTP] = []
         self._controller: _Controller | None = None
         self.host = "127.0.0.1"
-        self.port = 0
+        self.port = 0  # 0 until started; a restart after stop() listens on the same port again
+        #: when set, every new connection gets this reply instead of the 220 greeting, then is closed
+        self.greeting: str | None = None
 
     # -- misbehaviour -------------------------------------------------------------------
 
@@ -268,7 +285,8 @@ class SmtpServer:
         if self.auth is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True,
                           auth_require_tls=self.tls == "starttls")
-        self._controller = _Controller(self, _Handler(self), hostname=self.host, port=0, ssl_context=ssl_context,
+        self._controller = _Controller(self, _Handler(self), hostname=self.host, port=self.port,
+                                       ssl_context=ssl_context,
                                        server_hostname="localhost", ready_timeout=10, **kwargs)
         self._controller.start()
         self.port = self._controller.port

@@ -28,7 +28,8 @@ class SmtpSettings(TransportSettings):
     from_addr: str = Field(alias="from")
     reply_to: str | None = None
     timeout: Duration = timedelta(seconds=30)
-    rate_per_minute: int = Field(60, ge=1)
+    rate_per_minute: int = Field(60, ge=1)  # the provider's quota: no minute ever holds more
+    rate_per_hour: int | None = Field(None, ge=1)
     validate_certs: bool = True
     ca_file: str | None = None
 

@@ -9,9 +9,14 @@ at-least-once here: the Message-ID comes from the idempotency key
 (:func:`~bot.transports.email.message_id_for`), so a resend is recognisably the same
 message.
 
-Error translation follows SMTP reply classes: 4xx is temporary (TransientError), 5xx is
-permanent (PermanentError, with the server's own words), and anything on the network
-(refused, reset, timed out) is transient.
+Error translation follows SMTP reply classes: 4xx about a message is temporary
+(TransientError), 5xx is permanent (PermanentError, with the server's own words). What
+says nothing about the message — the server cannot be reached, refuses the greeting or the
+login, answers 421 (closing), or drops the line before DATA — is ServiceUnavailable: the
+dispatcher pauses the channel and the message keeps its attempts.
+
+The provider's rate (``rate_per_minute``, ``rate_per_hour``) is declared in
+:meth:`SmtpTransport.rate_limits`; the dispatcher waits on it before claiming a message.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ from datetime import datetime, timezone
 from typing import Callable
 
 import aiosmtplib
-from aiolimiter import AsyncLimiter
 
-from ...errors import ConfigError, PermanentError, TransientError
+from ...errors import ConfigError, PermanentError, ServiceUnavailable, TransientError
+from ...limits import RateLimit
 from ...models import Message, Receipt
 from ...settings import secret
 from ..base import ChannelKind, Host, Transport
@@ -60,7 +65,6 @@ class SmtpTransport(Transport):
         super().__init__(settings, host, kind)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self._timeout = settings.timeout.total_seconds()
-        self._limiter = AsyncLimiter(settings.rate_per_minute, 60)
         self._lock = asyncio.Lock()
         self._smtp: aiosmtplib.SMTP | None = None
         self._credentials: tuple[str, str] | None = None
@@ -113,16 +117,16 @@ class SmtpTransport(Transport):
         try:
             await smtp.connect()
         except aiosmtplib.SMTPAuthenticationError as exc:
-            if 400 <= exc.code < 500:
-                raise TransientError(f"SMTP login at {self._where} failed for now: {_reply(exc)}") from exc
-            raise PermanentError(f"SMTP login at {self._where} refused: {_reply(exc)}") from exc
+            # A refused login concerns every message: the channel waits for the admin.
+            hint = "" if 400 <= exc.code < 500 else " (check the credentials)"
+            raise ServiceUnavailable(f"SMTP login at {self._where} refused: {_reply(exc)}{hint}") from exc
         except aiosmtplib.SMTPConnectResponseError as exc:
-            raise self._by_code(exc, f"SMTP server {self._where} refused the connection") from exc
+            raise ServiceUnavailable(f"SMTP server {self._where} refused the connection: {_reply(exc)}") from exc
         except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPServerDisconnected,
                 OSError) as exc:
-            raise TransientError(f"cannot connect to SMTP server {self._where}: {exc}") from exc
+            raise ServiceUnavailable(f"cannot connect to SMTP server {self._where}: {exc}") from exc
         except aiosmtplib.SMTPResponseException as exc:
-            raise self._by_code(exc, f"SMTP server {self._where} answered during the handshake") from exc
+            raise ServiceUnavailable(f"SMTP server {self._where} failed the handshake: {_reply(exc)}") from exc
         except aiosmtplib.SMTPException as exc:
             # No STARTTLS, no AUTH, no usable AUTH mechanism: the settings do not match
             # this server, and retrying will not change that.
@@ -138,9 +142,20 @@ class SmtpTransport(Transport):
 
     @staticmethod
     def _by_code(exc: aiosmtplib.SMTPResponseException, what: str) -> TransientError | PermanentError:
+        if exc.code == 421:  # "service not available, closing": about the server, not the message
+            return ServiceUnavailable(f"{what}: {_reply(exc)}")
         if 400 <= exc.code < 500:
             return TransientError(f"{what}: {_reply(exc)}")
         return PermanentError(f"{what}: {_reply(exc)}")
+
+    def rate_limits(self, message: Message) -> list[RateLimit]:
+        """The provider's quota, shared by every channel sending through the same account."""
+        s = self.settings
+        account = f"smtp:{s.host}:{s.port}:{s.username_env or '-'}"
+        limits = [RateLimit(account + ":minute", s.rate_per_minute, 60.0)]
+        if s.rate_per_hour:
+            limits.append(RateLimit(account + ":hour", s.rate_per_hour, 3600.0))
+        return limits
 
     async def open(self) -> None:
         """Check the settings, read the credentials and connect (so a wrong password shows now)."""
@@ -170,7 +185,7 @@ class SmtpTransport(Transport):
         recipient = msg["To"].addresses[0].addr_spec
         raw = msg.as_bytes()
         message_id = str(msg["Message-ID"])
-        async with self._limiter, self._lock:
+        async with self._lock:
             try:
                 reply = await self._transaction(sender, recipient, raw, message.key)
             except asyncio.CancelledError:
@@ -209,7 +224,7 @@ class SmtpTransport(Transport):
             raise self._by_code(exc, f"SMTP server {self._where} refused RCPT for {recipient!r}") from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
             self._drop()
-            raise TransientError(f"connection to {self._where} lost before DATA: {exc}") from exc
+            raise ServiceUnavailable(f"connection to {self._where} lost before DATA: {exc}") from exc
 
         try:
             response = await smtp.data(raw)
@@ -232,7 +247,7 @@ class SmtpTransport(Transport):
                 self._drop()
             return self._by_code(exc, f"SMTP server {self._where} refused sender {sender!r}")
         self._drop()
-        return TransientError(f"connection to {self._where} lost before sending: {exc}")
+        return ServiceUnavailable(f"connection to {self._where} lost before sending: {exc}")
 
     async def _reset(self, smtp: aiosmtplib.SMTP, code: int) -> None:
         """Clear the envelope so the kept connection can carry the next message."""

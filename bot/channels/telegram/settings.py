@@ -21,6 +21,10 @@ class TelegramSettings(TransportSettings):
     base_file_url: str = "https://api.telegram.org/file/bot"
     disable_web_page_preview: bool = False
     timeout: Duration = timedelta(seconds=30)
+    # Telegram's flood limits: 20 posts a minute in a group or channel, 30 a second per bot.
+    per_chat_limit: int = Field(20, ge=1)
+    per_chat_period: Duration = timedelta(minutes=1)
+    per_second_limit: int = Field(30, ge=1)
 
 
 class TelegramChannelSettings(ChannelSettings):

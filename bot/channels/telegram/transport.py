@@ -5,13 +5,15 @@ is at-most-once: when a request left but no answer came (read timeout, connectio
 after sending) it raises :class:`~bot.errors.UncertainDelivery` and the outbox asks the
 admin instead of posting twice. Everything Telegram refuses for good (bad HTML, unknown
 chat, bot kicked out) is a :class:`~bot.errors.PermanentError` carrying Telegram's own
-description; everything that may pass later (flood control, 5xx, network down) is a
-:class:`~bot.errors.TransientError`.
+description; Telegram out of reach, answering 5xx, or asking us to slow down (flood
+control, with its ``retry_after``) is :class:`~bot.errors.ServiceUnavailable`: the
+dispatcher pauses the channel and the post keeps its attempts.
 
-PTB's ``AIORateLimiter`` keeps us inside Telegram's flood limits (30 messages a second
-overall, 20 a minute per group or channel) by *waiting*; it is built with
-``max_retries=0`` so a 429 that still happens comes straight back to the outbox, which
-owns every retry decision.
+Telegram's flood limits (20 messages a minute per group or channel, 30 a second per bot)
+are declared by :meth:`TelegramTransport.rate_limits` and held by the dispatcher before a
+post is claimed (:mod:`bot.limits`), so no minute ever holds more than the limit and
+channels that share a bot share its quota. PTB's own rate limiter is not used: it starts
+with a full bucket and let 40 posts through in a channel's first minute.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
-from telegram.ext import AIORateLimiter, ExtBot
+from telegram.ext import ExtBot
 from telegram.request import HTTPXRequest
 from telegram.warnings import PTBDeprecationWarning
 
-from ...errors import ConfigError, DeliveryError, PermanentError, TransientError, UncertainDelivery
+from ...errors import ConfigError, DeliveryError, PermanentError, ServiceUnavailable, TransientError, UncertainDelivery
+from ...limits import RateLimit
 from ...models import Message, Receipt
 from ...settings import secret
 from ..base import ChannelKind, Host, Transport
@@ -79,10 +82,10 @@ def translate(exc: TelegramError, where: str) -> DeliveryError:
     cause = exc.__cause__
     if isinstance(exc, RetryAfter):
         seconds = _retry_after(exc)
-        return TransientError(f"{where}: Telegram flood control, retry after {seconds:g} s", retry_after=seconds)
+        return ServiceUnavailable(f"{where}: Telegram flood control, retry after {seconds:g} s", retry_after=seconds)
     if isinstance(exc, TimedOut):
         if isinstance(cause, (httpx.ConnectTimeout, httpx.PoolTimeout)):
-            return TransientError(f"{where}: could not connect to Telegram in time (the request was not sent)")
+            return ServiceUnavailable(f"{where}: could not connect to Telegram in time (the request was not sent)")
         # A read or write timeout: the request (or part of it) left and no answer came.
         return UncertainDelivery(f"{where}: no answer from Telegram in time; the post may or may not be out")
     if isinstance(exc, ChatMigrated):
@@ -98,7 +101,7 @@ def translate(exc: TelegramError, where: str) -> DeliveryError:
         return PermanentError(f"{where}: Telegram refused the message: {exc.message}")
     if isinstance(exc, NetworkError):
         if isinstance(cause, (httpx.ConnectError, httpx.ConnectTimeout)):
-            return TransientError(f"{where}: cannot reach Telegram: {exc.message}")
+            return ServiceUnavailable(f"{where}: cannot reach Telegram: {exc.message}")
         if isinstance(cause, (httpx.ReadError, httpx.RemoteProtocolError)):
             # The connection broke after the request was written: same doubt as a read timeout.
             return UncertainDelivery(f"{where}: the connection broke before Telegram answered ({exc.message}); "
@@ -107,7 +110,7 @@ def translate(exc: TelegramError, where: str) -> DeliveryError:
             # Something else broke inside the HTTP client (PTB: "Unknown error in HTTP
             # implementation"), possibly after the request left: do not risk a double post.
             return UncertainDelivery(f"{where}: {exc.message}; the post may or may not be out")
-        return TransientError(f"{where}: {exc.message}")  # Telegram answered 5xx: it did not post
+        return ServiceUnavailable(f"{where}: {exc.message}")  # Telegram answered 5xx: it did not post
     return TransientError(f"{where}: unexpected Telegram error: {exc.message}")
 
 
@@ -125,6 +128,18 @@ class TelegramTransport(Transport):
 
     def _timeout(self) -> float:
         return self.settings.timeout.total_seconds()
+
+    def rate_limits(self, message: Message) -> list[RateLimit]:
+        """Per chat and per bot. The key names the bot by the public half of its token (its id)."""
+        s = self.settings
+        token = self._bot.token if self._bot is not None else ""
+        bot = f"telegram:{token.split(':', 1)[0] or s.token_env}"
+        chat = (message.destination or s.chat_id).strip()
+        # Telegram counts a message when it arrives; one that left early may arrive late and
+        # make a window look shorter there than here, so each window is a little longer.
+        period = s.per_chat_period.total_seconds()
+        return [RateLimit(f"{bot}:chat:{chat}", s.per_chat_limit, period * 1.02 + 0.2),
+                RateLimit(bot, s.per_second_limit, 1.1)]
 
     def _where(self, chat: str) -> str:
         return f"telegram chat {chat}"
@@ -152,7 +167,6 @@ class TelegramTransport(Transport):
                 base_url=self.settings.base_url,
                 base_file_url=self.settings.base_file_url,
                 request=request,
-                rate_limiter=AIORateLimiter(max_retries=0),
             )
         except InvalidToken:
             # from None: PTB's message would put the token in the log.

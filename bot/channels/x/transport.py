@@ -26,7 +26,7 @@ import requests
 import tweepy
 import urllib3.exceptions
 
-from ...errors import AlreadyDelivered, ConfigError, PermanentError, TransientError, UncertainDelivery
+from ...errors import AlreadyDelivered, ConfigError, PermanentError, ServiceUnavailable, UncertainDelivery
 from ...models import Message, Receipt
 from ...settings import secret
 from ..base import ChannelKind, Host, Transport
@@ -187,9 +187,9 @@ class XTransport(Transport):
             response = await asyncio.to_thread(self._client.create_tweet, text=post.text)
         except tweepy.TooManyRequests as exc:
             wait = retry_after(exc.response.headers, time.time())
-            raise TransientError(f"{self.where}: rate limited by X ({_x_says(exc)})", retry_after=wait) from exc
+            raise ServiceUnavailable(f"{self.where}: rate limited by X ({_x_says(exc)})", retry_after=wait) from exc
         except tweepy.TwitterServerError as exc:
-            raise TransientError(f"{self.where}: X server error ({_x_says(exc)})") from exc
+            raise ServiceUnavailable(f"{self.where}: X server error ({_x_says(exc)})") from exc
         except tweepy.Forbidden as exc:
             if any(DUPLICATE_MARKER in m.lower() for m in exc.api_messages):
                 raise AlreadyDelivered(f"{self.where}: X already has this post ({_x_says(exc)})") from exc
@@ -202,7 +202,7 @@ class XTransport(Transport):
             ) from exc
         except requests.ConnectionError as exc:
             if _never_left(exc):
-                raise TransientError(f"{self.where}: cannot reach X at {self.settings.api_base_url}: {exc}") from exc
+                raise ServiceUnavailable(f"{self.where}: cannot reach X at {self.settings.api_base_url}: {exc}") from exc
             raise UncertainDelivery(
                 f"{self.where}: connection to X broke during post {message.key}; it may be public: {exc}"
             ) from exc
