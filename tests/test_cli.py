@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -178,3 +179,84 @@ def test_check_reports_storage_that_cannot_be_opened(demo):
     assert r.returncode == 2 and "storage.url: cannot open" in r.stderr and "Traceback" not in r.stderr
     r = tamtam("--config", str(demo), "once")
     assert r.returncode == 1 and "Storage error" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_unreadable_template_is_a_plain_error(demo):
+    """The defect: check printed a traceback when a template could not be read."""
+    folder = demo.parent.parent
+    (folder / "tpl" / "telegram").mkdir(parents=True)
+    (folder / "tpl" / "telegram" / "article.html").write_bytes(b"<b>\xe9t\xe9</b> saved as Latin-1\n")  # not UTF-8
+    demo.write_text(demo.read_text(encoding="utf-8").replace("[storage]", '[templates]\nfolder = "tpl"\n\n[storage]'),
+                    encoding="utf-8")
+    r = tamtam("--config", str(demo), "check")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "telegram/article.html" in r.stderr and "cannot be read" in r.stderr
+
+
+def test_a_storage_folder_that_cannot_be_created_is_a_plain_error(demo):
+    """The defect: once printed a traceback when the SQLite folder could not be created."""
+    folder = demo.parent.parent
+    (folder / "blocked").write_text("a file where the folder should be", encoding="utf-8")
+    demo.write_text(demo.read_text(encoding="utf-8").replace('url = "sqlite:///var/demo.db"',
+                                                             'url = "sqlite:///blocked/demo.db"'), encoding="utf-8")
+    r = tamtam("--config", str(demo), "once")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "storage.url: cannot create" in r.stderr and "blocked" in r.stderr
+
+
+def test_the_database_and_outputs_are_private(demo):
+    folder = demo.parent.parent
+    assert tamtam("--config", str(demo), "subscribers", "add", "newsletter", "awa@example.org").returncode == 0
+    assert tamtam("--config", str(demo), "once").returncode == 0
+    db = folder / "var" / "demo.db"
+    assert db.stat().st_mode & 0o077 == 0 and (folder / "var").stat().st_mode & 0o077 == 0
+    outputs = list((folder / "var" / "out").rglob("*"))
+    assert outputs and all(p.stat().st_mode & 0o077 == 0 for p in outputs)  # addresses are in there
+
+
+def test_once_exits_non_zero_while_a_message_needs_an_admin(demo):
+    """The defect: after the run that flagged them, failed and unknown rows no longer
+    affected the exit code. Until the admin settles them, every once says so."""
+    from bot.config import load_config
+    from bot.store import NewMessage, Store
+
+    store = Store(load_config(demo).database_url)
+    with store.begin() as conn:
+        store.outbox.enqueue(conn, [NewMessage("x:e9:p1", "x", "x", "x", {"text": "perdu"})],
+                             now=datetime.now(timezone.utc))
+    row = next(iter(store.outbox.list()))
+    store.outbox.claim(row.id, datetime.now(timezone.utc))
+    store.outbox.failed(row.id, datetime.now(timezone.utc), reason="X refused the post (403)")
+    store.close()
+    for _ in range(2):
+        r = tamtam("--config", str(demo), "once")
+        assert r.returncode == 1 and "1 failed message(s) need an admin" in r.stdout
+    listed = tamtam("--config", str(demo), "outbox", "list", "--status", "failed", "--channel", "x")
+    assert f"{row.id}\tfailed\tx" in listed.stdout
+    assert tamtam("--config", str(demo), "outbox", "dismiss", "--channel", "x").returncode == 0
+    assert tamtam("--config", str(demo), "once").returncode == 0
+
+
+def test_outbox_retry_takes_a_channel_a_status_and_a_time_range(demo):
+    from bot.config import load_config
+    from bot.store import NewMessage, Status, Store
+
+    store = Store(load_config(demo).database_url)
+    now = datetime.now(timezone.utc)
+    with store.begin() as conn:
+        store.outbox.enqueue(conn, [NewMessage(f"{ch}:e9:p{i}", ch, "x", "x", {"text": f"n° {i}"})
+                                    for ch in ("x", "telegram-fil") for i in range(3)], now=now)
+    for row in store.outbox.list():
+        store.outbox.claim(row.id, now)
+        store.outbox.failed(row.id, now, reason="gave up after 8 attempts: cannot connect")
+    store.close()
+    nothing = tamtam("--config", str(demo), "outbox", "retry")
+    assert nothing.returncode == 2 and "say which messages" in nothing.stderr
+    r = tamtam("--config", str(demo), "outbox", "retry", "--channel", "x", "--status", "failed", "--since", "1h")
+    assert r.returncode == 0 and "3 message(s) will be sent" in r.stdout
+    store = Store(load_config(demo).database_url)
+    by_status = {(r.channel_id, r.status) for r in store.outbox.list(None)}
+    store.close()
+    assert by_status == {("x", Status.PENDING), ("telegram-fil", Status.FAILED)}
+    future = tamtam("--config", str(demo), "outbox", "retry", "--until", "2020-01-01")
+    assert future.returncode == 1 and "0 message(s)" in future.stdout
