@@ -124,9 +124,11 @@ def cmd_subscribers_add(config: Config, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"invalid address {args.email!r}: {exc}", file=sys.stderr)
         return 2
-    _, created = Store(config.database_url).subscribers.add(ch.id, email, args.name, now=_utcnow())
-    print(f"{email}: {'subscribed' if created else 'already subscribed'} to {ch.id}")
-    return 0
+    added = Store(config.database_url).subscribers.add(ch.id, email, args.name, now=_utcnow())
+    said = {"created": "subscribed to", "reactivated": "subscribed to", "already": "already subscribed to",
+            "suppressed": f"not added: {added.subscriber.status} ({added.subscriber.status_source}) from"}
+    print(f"{email}: {said[added.outcome]} {ch.id}")
+    return 1 if added.outcome == "suppressed" else 0
 
 
 def cmd_subscribers_remove(config: Config, args: argparse.Namespace) -> int:
@@ -135,7 +137,7 @@ def cmd_subscribers_remove(config: Config, args: argparse.Namespace) -> int:
         email = valid_address(args.email)
     except ValueError:
         email = args.email.strip()  # let an admin remove a malformed address that got in somehow
-    removed = Store(config.database_url).subscribers.remove(ch.id, email)
+    removed = Store(config.database_url).subscribers.remove(ch.id, email, now=_utcnow())
     print(f"{args.email}: {'unsubscribed from' if removed else 'was not subscribed to'} {ch.id}")
     return 0 if removed else 1
 
@@ -144,7 +146,7 @@ def cmd_subscribers_list(config: Config, args: argparse.Namespace) -> int:
     ch = _list_channel(config, args.channel)
     n = 0
     for s in Store(config.database_url).subscribers.iter(ch.id, active_only=not args.all):
-        print(f"{s.email}\t{s.name or ''}{'' if s.active else '  (unsubscribed)'}")
+        print(f"{s.email}\t{s.name or ''}{'' if s.active else f'  ({s.status})'}")
         n += 1
     print(f"{n} subscriber(s)", file=sys.stderr)
     return 0

@@ -30,6 +30,10 @@ class Article:
     content_html: str = ""
     image_url: str | None = None
     id: int | None = None  # set once stored
+    # What the feed says about the image, when it says it: alt text and pixel size.
+    image_alt: str | None = None
+    image_width: int | None = None
+    image_height: int | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,11 @@ class Receipt:
 
 @dataclass(frozen=True)
 class Subscriber:
-    """A reader of a channel that has its own list of recipients."""
+    """A reader of a channel that has its own list of recipients, with their preferences.
+
+    ``status`` is one of pending, active, unsubscribed, bounced, complained; ``topics`` None
+    means every topic; ``frequency`` instant, daily or weekly (on ``weekly_day``, 0 = Monday);
+    ``language`` None means the channel's."""
 
     id: int
     channel_id: str
@@ -80,3 +88,11 @@ class Subscriber:
     token: str
     active: bool
     created_at: datetime
+    status: str = "active"
+    language: str | None = None
+    topics: tuple[str, ...] | None = None
+    frequency: str = "daily"
+    weekly_day: int | None = None
+    confirmed_at: datetime | None = None
+    status_changed_at: datetime | None = None
+    status_source: str | None = None

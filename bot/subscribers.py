@@ -16,6 +16,7 @@ from email_validator import EmailNotValidError, validate_email
 
 from .errors import TamtamError
 from .store import Store
+from .store.subscribers import Source
 
 # Column names admins use, in French and English.
 NAME_ALIASES = {"e-mail": "email", "courriel": "email", "adresse": "email", "mail": "email",
@@ -78,7 +79,13 @@ def import_csv(store: Store, channel_id: str, path: Path, now: datetime) -> Impo
         except ValueError as exc:
             result.rejected.append(f"line {reader.line_num}: {raw!r}: {exc}")
             continue
-        _, created = store.subscribers.add(channel_id, email, name, now=now)
-        result.added += created
-        result.existing += not created
+        added = store.subscribers.add(channel_id, email, name, now=now, source=Source.IMPORT)
+        if added.outcome == "suppressed":
+            sub = added.subscriber
+            result.rejected.append(f"line {reader.line_num}: {raw!r}: {sub.status} on "
+                                   f"{sub.status_changed_at:%Y-%m-%d} ({sub.status_source}); only a new sign-up "
+                                   "by the reader brings it back")
+            continue
+        result.added += added.created
+        result.existing += not added.created
     return result

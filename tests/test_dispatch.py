@@ -450,7 +450,7 @@ async def test_mail_to_someone_who_left_while_it_waited_is_cancelled(tmp_path, d
         app = email_app(tmp_path, db_url, server.port, 3, clock)
         await app.poll_all(T0)
         app.publish(app.config.channels[0], T0)
-        app.store.subscribers.remove("news", "lecteur001@example.org")
+        app.store.subscribers.remove("news", "lecteur001@example.org", now=T0)
         report = await app.dispatch()
         await app.aclose()
     assert sorted(r for m in server.received for r in m.rcpt_tos) == ["lecteur000@example.org",

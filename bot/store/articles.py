@@ -39,7 +39,10 @@ class UpsertResult:
 
 def content_hash(a: Article) -> str:
     blob = json.dumps(
-        [a.url, a.title, a.author, list(a.categories), a.summary, a.content_html, a.image_url], ensure_ascii=False
+        [a.url, a.title, a.author, list(a.categories), a.summary, a.content_html, a.image_url]
+        + ([a.image_alt, a.image_width, a.image_height] if (a.image_alt, a.image_width, a.image_height) != (None,) * 3
+           else []),  # an article without image details hashes as before they existed
+        ensure_ascii=False
     )
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -57,6 +60,9 @@ def row_to_article(row) -> Article:  # type: ignore[no-untyped-def]
         summary=row.summary,
         content_html=row.content_html,
         image_url=row.image_url,
+        image_alt=row.image_alt,
+        image_width=row.image_width,
+        image_height=row.image_height,
     )
 
 
@@ -123,7 +129,8 @@ class Articles:
             select(t.articles.c.id, t.articles.c.content_hash).where(t.articles.c.guid == a.guid)
         ).first()
         fields = dict(url=a.url, title=a.title, author=a.author, categories=list(a.categories),
-                      summary=a.summary, content_html=a.content_html, image_url=a.image_url, content_hash=h)
+                      summary=a.summary, content_html=a.content_html, image_url=a.image_url, image_alt=a.image_alt,
+                      image_width=a.image_width, image_height=a.image_height, content_hash=h)
         if row is None:
             conn.execute(t.articles.insert().values(
                 guid=a.guid, source_id=a.source_id, published_at=a.published_at,

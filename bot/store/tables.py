@@ -88,6 +88,9 @@ articles = Table(
     Column("summary", Text, nullable=False),
     Column("content_html", Text, nullable=False),
     Column("image_url", Text),
+    Column("image_alt", Text),  # what the feed says of the image, when it says it
+    Column("image_width", Integer),
+    Column("image_height", Integer),
     Column("content_hash", String(64), nullable=False),
     Index("ix_articles_first_seen_at", "first_seen_at"),
 )
@@ -143,17 +146,44 @@ outbox = Table(
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
 )
 
+# A reader of a channel that has its own list (an email newsletter). One row per mailbox:
+# ``email`` keeps the spelling the reader gave, ``email_key`` (lower case) is what matches.
+# pending → active (confirmed) → unsubscribed | bounced | complained; the last three are
+# "suppressed": never mailed again until a new confirmed sign-up.
 subscribers = Table(
     "subscribers",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("channel_id", String(64), nullable=False),
     Column("email", String(320), nullable=False),
+    Column("email_key", String(320), nullable=False, index=True),
     Column("name", Text),
-    Column("token", String(64), nullable=False, unique=True),  # for the unsubscribe link
-    Column("active", Boolean, nullable=False, default=True),
+    Column("token", String(64), nullable=False, unique=True),  # for links made before signed tokens
+    Column("status", String(16), nullable=False),
+    Column("language", String(8)),  # None: the channel's
+    Column("topics", JSON),  # None: every topic; else a list of category names
+    Column("frequency", String(16), nullable=False),  # instant | daily | weekly
+    Column("weekly_day", Integer),  # 0 = Monday … 6 = Sunday, for weekly
     Column("created_at", UTCDateTime, nullable=False),
-    UniqueConstraint("channel_id", "email", name="uq_subscribers_channel_email"),
+    Column("confirmed_at", UTCDateTime),
+    Column("status_changed_at", UTCDateTime, nullable=False),
+    Column("status_source", String(24), nullable=False),  # form, api, import, admin, one-click, bounce …
+    Column("soft_bounces", Integer, nullable=False, default=0),  # in the current window
+    Column("soft_window_start", UTCDateTime),
+    UniqueConstraint("channel_id", "email_key", name="uq_subscribers_channel_email_key"),
+)
+
+# What happened to a subscriber, and who said so: sign-ups, confirmations, unsubscribes,
+# bounces and complaints, preference changes. ``subscribers list``/``show`` read it.
+subscriber_events = Table(
+    "subscriber_events",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(24), nullable=False),
+    Column("source", String(24), nullable=False),
+    Column("detail", Text),
 )
 
 # When each scheduled job last ran: the scheduler computes missed runs from here.

@@ -59,6 +59,31 @@ def test_upgrade_from_the_job_store_keeps_when_jobs_last_ran(db_url):
     assert runs == {"edition:news": NOW - timedelta(hours=2), "poll:echo": NOW}
 
 
+def test_upgrade_merges_addresses_that_differ_only_in_case(db_url):
+    """0.1 kept dup@ex.ml, DUP@ex.ml and Dup@EX.ML as three subscribers; 0003 makes them
+    one (the oldest row, active if any was), and ids keep counting after the copied ones."""
+    db = Database(db_url)
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0002")
+    rows = [("dup@ex.ml", False), ("DUP@ex.ml", True), ("Dup@EX.ML", False), ("solo@ex.ml", False)]
+    with db.engine.begin() as conn:
+        for i, (email, active) in enumerate(rows):
+            conn.execute(text("INSERT INTO subscribers (channel_id, email, name, token, active, created_at) "
+                              "VALUES ('news', :e, NULL, :t, :a, :c)"),
+                         {"e": email, "t": f"token-{i}", "a": active, "c": NOW.replace(tzinfo=None)})
+    db.migrate()
+    store = Store(db_url)
+    subs = store.subscribers.list("news", active_only=False)
+    assert [(s.email, s.status, s.token) for s in subs] == [("dup@ex.ml", "active", "token-0"),
+                                                           ("solo@ex.ml", "unsubscribed", "token-3")]
+    assert store.subscribers.add("news", "new@ex.ml", None, now=NOW).created  # the id sequence continues
+    store.close()
+    db.close()
+
+
 def test_times_come_back_aware_utc(store: Store):
     from bot.models import Article
 

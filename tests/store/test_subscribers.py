@@ -1,9 +1,10 @@
-"""Subscribers on SQLite and PostgreSQL: add, remove, re-add, and two processes adding the
-same address at once."""
+"""Subscribers on SQLite and PostgreSQL: the life cycle (pending → active → unsubscribed,
+bounced, complained), one row per mailbox whatever the case, suppression that no import or
+admin overrides, preferences, events, and two processes adding the same address at once."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import create_engine, event, select
@@ -12,22 +13,96 @@ from sqlalchemy.exc import OperationalError
 from bot.store import Store
 from bot.store import tables as t
 from bot.store.db import make_engine
+from bot.store.subscribers import Frequency, Source, SubscriberError, SubscriberStatus
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=timezone.utc)
 
 
-def test_subscribers_add_remove_readd(store: Store):
+def test_subscribers_add_remove_and_suppression(store: Store):
     subs = store.subscribers
-    s, created = subs.add("news", "awa@example.org", "Awa", now=NOW)
-    assert created and s.active and len(s.token) >= 20 and s.created_at == NOW
-    _, created = subs.add("news", "awa@example.org", None, now=NOW)
-    assert not created
-    assert subs.remove("news", "awa@example.org")
-    assert not subs.remove("news", "awa@example.org")  # already gone: nothing changed
+    added = subs.add("news", "awa@example.org", "Awa", now=NOW)
+    s = added.subscriber
+    assert added.outcome == "created" and s.active and s.status == "active" and len(s.token) >= 20
+    assert s.created_at == NOW and s.confirmed_at == NOW and s.status_source == "admin"
+    assert subs.add("news", "awa@example.org", None, now=NOW).outcome == "already"
+    assert subs.remove("news", "awa@example.org", now=NOW)
+    assert not subs.remove("news", "awa@example.org", now=NOW)  # already gone: nothing changed
     assert subs.list("news") == []
-    assert len(subs.list("news", active_only=False)) == 1
-    again, created = subs.add("news", "awa@example.org", None, now=NOW)
-    assert created and again.name == "Awa" and again.token == s.token  # the old unsubscribe link still works
+    assert [x.status for x in subs.list("news", active_only=False)] == ["unsubscribed"]
+    # An admin's add or an import never overrides the reader's choice …
+    again = subs.add("news", "awa@example.org", None, now=NOW)
+    assert again.outcome == "suppressed" and not again.created and again.subscriber.status == "unsubscribed"
+    assert subs.add("news", "AWA@example.org", None, now=NOW, source=Source.IMPORT).outcome == "suppressed"
+    # … only the reader's own new sign-up, once confirmed, brings it back (same row, same token).
+    signed = subs.add("news", "awa@example.org", None, now=NOW, source=Source.FORM, confirmed=False)
+    assert signed.outcome == "pending" and signed.subscriber.status == "pending"
+    back = subs.confirm(signed.subscriber.id, now=NOW)
+    assert back.active and back.name == "Awa" and back.token == s.token
+    kinds = [e.kind for e in subs.events(s.id)]
+    assert kinds == ["subscribed", "unsubscribed", "signed-up", "confirmed"]
+
+
+def test_one_subscriber_per_mailbox_whatever_the_case(store: Store):
+    """The defect: dup@ex.ml, DUP@ex.ml and Dup@EX.ML were three subscribers, and one mailbox
+    got three copies; remove of the upper-case form said "was not subscribed"."""
+    subs = store.subscribers
+    first = subs.add("news", "Ibrahim.K@Example.org", "Ibrahim", now=NOW)
+    assert subs.add("news", "ibrahim.k@example.org", None, now=NOW).outcome == "already"
+    assert subs.add("news", "IBRAHIM.K@EXAMPLE.ORG", None, now=NOW).outcome == "already"
+    assert [x.email for x in subs.list("news")] == ["Ibrahim.K@Example.org"]  # the spelling the reader gave
+    assert subs.is_active("news", "ibrahim.k@EXAMPLE.org")
+    assert subs.find("news", "IBRAHIM.k@example.ORG").id == first.subscriber.id
+    assert subs.remove("news", "IBRAHIM.K@EXAMPLE.ORG", now=NOW)
+    assert not subs.is_active("news", "Ibrahim.K@Example.org")
+
+
+def test_a_pending_subscriber_receives_nothing_until_confirmed(store: Store):
+    subs = store.subscribers
+    p = subs.add("news", "fatou@example.org", None, now=NOW, source=Source.FORM, confirmed=False).subscriber
+    assert p.status == "pending" and subs.list("news") == [] and not subs.is_active("news", "fatou@example.org")
+    assert subs.confirm(p.id, now=NOW).active
+    assert subs.confirm(p.id, now=NOW).active  # idempotent
+    subs.unsubscribe(p.id, now=NOW, source=Source.ONE_CLICK)
+    with pytest.raises(SubscriberError, match="a new sign-up is needed"):
+        subs.confirm(p.id, now=NOW)  # an old confirmation link cannot undo an unsubscribe
+
+
+def test_preferences_and_their_events(store: Store):
+    subs = store.subscribers
+    s = subs.add("news", "awa@example.org", None, now=NOW, topics=["Économie"], frequency=Frequency.WEEKLY,
+                 weekly_day=4, language="en").subscriber
+    assert (s.topics, s.frequency, s.weekly_day, s.language) == (("Économie",), "weekly", 4, "en")
+    s = subs.set_preferences(s.id, now=NOW, topics=["Sport", "Culture"], frequency=Frequency.INSTANT)
+    assert s.topics == ("Sport", "Culture") and s.frequency == "instant" and s.weekly_day is None
+    s = subs.set_preferences(s.id, now=NOW, all_topics=True)
+    assert s.topics is None
+    assert [x.email for x in subs.iter("news", frequency=Frequency.INSTANT)] == ["awa@example.org"]
+    assert [x.email for x in subs.iter("news", frequency=Frequency.DAILY)] == []
+    assert [e.kind for e in subs.events(s.id)][-2:] == ["preferences", "preferences"]
+
+
+def test_bounces_and_complaints_suppress(store: Store):
+    subs = store.subscribers
+    for ch in ("news", "alerts"):
+        subs.add(ch, "gone@example.org", None, now=NOW)
+        subs.add(ch, "full@example.org", None, now=NOW)
+        subs.add(ch, "angry@example.org", None, now=NOW)
+    hard = subs.bounce("GONE@example.org", now=NOW, hard=True, reason="550 5.1.1 no such user")
+    assert {x.channel_id for x in hard} == {"news", "alerts"} and all(x.status == "bounced" for x in hard)
+    day = timedelta(days=1)
+    assert subs.bounce("full@example.org", now=NOW, hard=False, reason="452 mailbox full", soft_limit=3) == []
+    assert subs.bounce("full@example.org", now=NOW + 40 * day, hard=False, reason="452", soft_limit=3,
+                       soft_window=30 * day) == []  # the first fell out of the window: the count restarts
+    assert subs.bounce("full@example.org", now=NOW + 41 * day, hard=False, reason="452", soft_limit=3) == []
+    third = subs.bounce("full@example.org", now=NOW + 42 * day, hard=False, reason="452", soft_limit=3)
+    assert len(third) == 2 and all(x.status == "bounced" for x in third)
+    complained = subs.complaint("angry@example.org", now=NOW, reason="abuse report", channel_id="news")
+    assert [(x.channel_id, x.status) for x in complained] == [("news", "complained")]
+    assert subs.is_active("alerts", "angry@example.org")
+    assert subs.add("news", "gone@example.org", None, now=NOW, source=Source.IMPORT).outcome == "suppressed"
+    events = subs.events(subs.find("news", "full@example.org").id)
+    assert [e.kind for e in events].count("bounce-soft") == 4 and "3 of 3" in events[-1].detail
+    assert subs.counts("news") == {SubscriberStatus.BOUNCED: 2, SubscriberStatus.COMPLAINED: 1}
 
 
 def test_lists_are_per_channel_and_in_arrival_order(store: Store):
@@ -75,8 +150,11 @@ def test_add_racing_another_process_takes_their_row(store: Store, db_url, name, 
     transaction), the row is theirs, and this call did not create it."""
     theirs = "their-token-0123456789"
     other = _other_process_inserts_first(store, db_url, dict(
-        channel_id="news", email="awa@example.org", name="Awa", token=theirs, active=True, created_at=NOW))
-    sub, created = store.subscribers.add("news", "awa@example.org", name, now=NOW)
+        channel_id="news", email="awa@example.org", email_key="awa@example.org", name="Awa", token=theirs,
+        status="active", frequency="daily", created_at=NOW, status_changed_at=NOW, status_source="import",
+        soft_bounces=0))
+    added = store.subscribers.add("news", "awa@example.org", name, now=NOW)
+    sub, created = added.subscriber, added.created
     with store.engine.connect() as conn:
         rows = [tuple(r) for r in conn.execute(select(t.subscribers.c.token, t.subscribers.c.name))]
     if other == ["blocked"]:
@@ -90,7 +168,7 @@ def test_add_racing_another_process_takes_their_row(store: Store, db_url, name, 
         # the transaction went on after the conflict and committed its update
         assert sub.name == (name or "Awa") and rows == [(theirs, name or "Awa")]
     # and the connection is healthy for the next call
-    assert store.subscribers.add("news", "ali@example.org", None, now=NOW)[1]
+    assert store.subscribers.add("news", "ali@example.org", None, now=NOW).created
 
 
 def test_iter_pages_while_the_caller_writes_on_the_same_connection(store: Store):
@@ -100,7 +178,7 @@ def test_iter_pages_while_the_caller_writes_on_the_same_connection(store: Store)
 
     for i in range(5):
         store.subscribers.add("news", f"r{i}@example.org", None, now=NOW)
-    store.subscribers.remove("news", "r2@example.org")
+    store.subscribers.remove("news", "r2@example.org", now=NOW)
     with store.begin() as conn:
         seen = []
         for sub in store.subscribers.iter("news", conn=conn, chunk=2):
