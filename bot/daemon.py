@@ -25,6 +25,7 @@ from typing import Any, Awaitable, Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from .app import App
+from .channels.base import KindJob
 from .errors import TamtamError
 from .scheduler import DISPATCH_EVERY, plan, scheduler_kwargs
 
@@ -50,7 +51,7 @@ class Daemon:
         now = self.app.clock()
         try:
             await body(now)
-            if what != "dispatch":
+            if what in ("poll", "edition"):  # the jobs planned from their last run
                 self.app.store.schedule.ran(f"{what}:{target}", now)
         except asyncio.CancelledError:
             # Only the shutdown cancels jobs; say so once instead of a traceback per job.
@@ -84,6 +85,15 @@ class Daemon:
 
     async def _dispatch(self) -> None:
         await self._job("dispatch", "all", lambda now: self.app.dispatch())
+
+    async def _kind_job(self, channel_id: str, job: KindJob) -> None:
+        """A channel kind's own periodic job (a bounce mailbox, say); its line goes to the log."""
+        async def body(now: datetime) -> None:
+            said = await job.run(self.app, now)
+            if said:
+                log.info("%s %s: %s", job.name, channel_id, said)
+
+        await self._job(job.name, channel_id, body)
 
     def _on_signal(self) -> None:
         if self.stop.is_set():
@@ -120,6 +130,12 @@ class Daemon:
             scheduler.add_job(func, job.trigger, args=(job.target,), id=job.id, name=job.id,
                               next_run_time=job.next_run)
             log.info("job %s: %s%s", job.id, job.description, " — missed while stopped, runs now" if job.missed else "")
+        for channel in app.config.channels:
+            if not channel.enabled:
+                continue
+            for job in app.channels.kind(channel).jobs(channel):
+                scheduler.add_job(self._kind_job, "interval", seconds=job.every.total_seconds(),
+                                  args=(channel.id, job), id=f"{job.name}:{channel.id}", next_run_time=now)
         scheduler.add_job(self._dispatch, "interval", seconds=DISPATCH_EVERY, id="dispatch", next_run_time=now)
         scheduler.resume()
         log.info("tamtam running: %d source(s), %d channel(s); stop with Ctrl-C or SIGTERM",

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Protocol
+from typing import Any, Awaitable, Callable, ClassVar, Iterable, Iterator, Mapping, Protocol
 
 from ..limits import RateLimit
 from ..models import Edition, Message, Receipt, Subscriber
@@ -114,6 +114,25 @@ class Audience(Protocol):
     def subscribers(self) -> Iterator[Subscriber]: ...
 
 
+class Services(Protocol):
+    """What a kind's background jobs and web routes may use: the store, the clock, the config."""
+
+    store: Any
+    config: Any
+
+    def clock(self) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class KindJob:
+    """A periodic job a kind needs for one of its channels (reading a bounce mailbox, say).
+    The daemon schedules it as ``<name>:<channel id>``; ``run`` returns a line for the log."""
+
+    name: str
+    every: timedelta
+    run: Callable[[Services, datetime], Awaitable[str]]
+
+
 @dataclass(frozen=True)
 class PreviewFile:
     """One file of a preview: a suffix for the file name and its text."""
@@ -182,6 +201,16 @@ class ChannelKind(ABC):
 
     def warnings(self, channel: ChannelSettings) -> list[str]:
         """Things ``check`` mentions without failing (a missing optional setting)."""
+        return []
+
+    # -- what a kind adds to the daemon and the web service ------------------------------
+    def jobs(self, channel: ChannelSettings) -> list[KindJob]:
+        """Periodic jobs this channel needs besides its editions (none by default)."""
+        return []
+
+    def routes(self, services: Services) -> list[Any]:
+        """Starlette routes this kind serves in Tamtam's web service (webhooks, say); mounted
+        under ``/hooks/<kind>/``. None by default."""
         return []
 
     # -- transports ----------------------------------------------------------------------
