@@ -22,8 +22,9 @@ PermanentError            ``failed``, with the reason
 
 Before a message is claimed the dispatcher waits on the transport's declared rate limits
 (:mod:`bot.limits`), so a stop while waiting leaves nothing ``sending``; and for a
-channel with its own list of subscribers it checks the recipient is still subscribed: mail
-to someone who left while the message waited is ``cancelled``, with the reason.
+channel with its own list of subscribers it checks the recipient of an edition is still
+subscribed: mail to someone who left while the message waited is ``cancelled``, with the
+reason. (Messages outside an edition, such as a sign-up's confirmation, are exempt.)
 
 Crash safety: a row found in ``sending`` at start-up was interrupted mid-send.
 :func:`recover` puts it back to ``pending`` when resending is harmless (email, whose
@@ -279,7 +280,10 @@ class Dispatcher:
             reason = f"cannot rebuild the message: {exc!r}"
             outbox.failed(row.id, self.clock(), reason=reason, answered=False)
             return Outcome.FAILED, reason
-        if kind.has_subscribers and not self.store.subscribers.is_active(channel.id, row.destination):
+        # Edition mail goes to subscribers only; a message with no edition is transactional
+        # (a sign-up's confirmation) and goes to whoever asked for it.
+        if (kind.has_subscribers and row.edition_id is not None
+                and not self.store.subscribers.is_active(channel.id, row.destination)):
             reason = "not sent: the recipient is no longer subscribed"
             outbox.cancelled(row.id, self.clock(), reason=reason)
             return Outcome.CANCELLED, reason

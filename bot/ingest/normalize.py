@@ -11,11 +11,14 @@ import hashlib
 import html
 import re
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from html.parser import HTMLParser
 from typing import Iterable
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-from .sanitize import drop_nul_refs, html_to_text, strip_unstorable
+from ..text import excerpt, is_tracking, sentence_spacing
+from .sanitize import DROPPED_WITH_CONTENT, drop_nul_refs, html_to_text, strip_unstorable
 
 UNTITLED = "(sans titre)"
 SUMMARY_LIMIT = 600
@@ -23,16 +26,6 @@ ELLIPSIS = "…"
 # Longer ids are replaced by a digest: a few feeds put a whole URL with a session token, or
 # worse, the article text, in their guid, and the store's guid column is bounded.
 GUID_LIMIT = 512
-
-# Query parameters that only tell analytics where a click came from. Two URLs that differ
-# only by these are the same article, so they must give the same guid.
-TRACKING_PARAMS: frozenset[str] = frozenset({
-    "fbclid", "gclid", "gclsrc", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "ttclid", "li_fat_id",
-    "mc_cid", "mc_eid", "igshid", "igsh", "ref", "ref_src", "ref_url", "cmpid", "xtor",
-    "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id", "vero_conv",
-    "wt.mc_id", "s_cid", "ncid", "ocid", "soc_src", "soc_trk", "at_medium", "at_campaign",
-})
-TRACKING_PREFIXES: tuple[str, ...] = ("utm_", "pk_", "mtm_", "hmb_", "itm_", "__hs", "_branch")
 
 _WEB = ("http", "https")
 _ENTITY = re.compile(r"&(#\d{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});")
@@ -71,11 +64,6 @@ def absolute_url(url: str | None, base: str | None = None) -> str | None:
     return url
 
 
-def _is_tracking(name: str) -> bool:
-    low = name.lower()
-    return low in TRACKING_PARAMS or low.startswith(TRACKING_PREFIXES)
-
-
 def canonical_url(url: str, base: str | None = None) -> str:
     """The URL an article is known by: absolute, tracking parameters removed, no fragment,
     scheme and host lower-cased (paths and other parameters are case-sensitive and kept)."""
@@ -84,7 +72,7 @@ def canonical_url(url: str, base: str | None = None) -> str:
         parts = urlsplit(resolved)
     except ValueError:
         return resolved
-    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k)]
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking(k)]
     netloc = parts.netloc.lower()
     scheme = parts.scheme.lower()
     if (scheme == "http" and netloc.endswith(":80")) or (scheme == "https" and netloc.endswith(":443")):
@@ -163,7 +151,9 @@ _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(\s[^<>]*)?/?>")
 
 
 def clean_text(fragment: str | None) -> str:
-    """HTML or text → one line of plain text: tags stripped, entities (even doubled) decoded.
+    """HTML or text → one line of plain text: tags stripped, entities (even doubled) decoded,
+    the space a sentence lost after its full stop put back (« Mali.Conduite »: a CMS that
+    strips ``</p><p>`` without a space glues two paragraphs together).
 
     Markup that was entity-escaped once too often (``&lt;b&gt;``) is still markup to a
     reader's eye, so after decoding, anything that looks like a tag is stripped as well.
@@ -173,7 +163,7 @@ def clean_text(fragment: str | None) -> str:
     text = decode_leftover_entities(html_to_text(strip_unstorable(fragment)))
     if _TAG.search(text):
         text = html_to_text(html.escape(text, quote=False).replace("&lt;", "<").replace("&gt;", ">"))
-    return collapse(strip_unstorable(text))
+    return sentence_spacing(collapse(strip_unstorable(text)))
 
 
 def strip_wordpress_boilerplate(text: str) -> str:
@@ -188,18 +178,48 @@ def strip_wordpress_boilerplate(text: str) -> str:
 
 
 def truncate(text: str, limit: int = SUMMARY_LIMIT) -> str:
-    """Cut ``text`` to at most ``limit`` characters on a word boundary, ending with '…'."""
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,;:.-–—(«\"'’") + ELLIPSIS
+    """At most ``limit`` characters of ``text``, cut after a sentence or a word, with '…'."""
+    return excerpt(text, limit)
 
 
-def summary_text(fragment: str | None, limit: int = SUMMARY_LIMIT) -> str:
-    return truncate(strip_wordpress_boilerplate(clean_text(fragment)), limit)
+_CUT_MARK = re.compile(r"\s*(?:…|\.\.\.)$")
+
+
+def complete_words(summary: str, full: str) -> str:
+    """``summary`` without a last word the feed cut in half, judged against ``full``, the
+    article's whole text: a feed that cuts its excerpt at a character count sends « … par
+    M. Moham… »; when ``full`` goes on « Mohamed », the half word is dropped (« … par M.… »
+    would be worse, so trailing punctuation goes with it). Spaces are ignored in the
+    comparison, since the two texts are often spaced differently."""
+    body = _CUT_MARK.sub("", summary)
+    if not body or not full:
+        return summary
+    pos = 0
+    for char in body:
+        if char.isspace():
+            continue
+        while pos < len(full) and full[pos].isspace():
+            pos += 1
+        if pos >= len(full) or full[pos] != char:
+            return summary  # not a prefix of the article: nothing to judge by
+        pos += 1
+    if pos >= len(full) or not full[pos].isalnum() or not body[-1].isalnum():
+        return summary  # the summary ends on a whole word
+    space = body.rfind(" ")
+    if space <= 0:
+        return summary
+    head = body[:space].rstrip(" ,;:.!?-–—«(\u00a0\u202f")
+    head = re.sub(r"(?:\s+\S\.?)$", "", head) if re.search(r"\s[A-Z]\.?$", head) else head  # a lone initial
+    return head.rstrip(" ,;:-–—«(\u00a0\u202f") + ELLIPSIS if head else summary
+
+
+def summary_text(fragment: str | None, limit: int = SUMMARY_LIMIT, full: str | None = None) -> str:
+    """The plain-text summary of ``fragment``, capped at ``limit``; with ``full`` (the
+    article's HTML content) a last word the feed cut in half is dropped."""
+    text = strip_wordpress_boilerplate(clean_text(fragment))
+    if full and text:
+        text = complete_words(text, clean_text(full))
+    return truncate(text, limit)
 
 
 def title_text(raw_title: str | None, summary: str = "", words: int = 12) -> str:
@@ -255,3 +275,164 @@ def to_utc(value: object) -> datetime | None:
         return dt.astimezone(timezone.utc)
     except (ValueError, OverflowError, OSError):
         return None
+
+
+# -- images ---------------------------------------------------------------------------
+
+#: Widths a newsletter wants: 560 px shown, so up to about three times that for sharp
+#: screens; anything wider only costs the reader's data.
+IMAGE_MAX_WIDTH = 1600
+IMAGE_MIN_WIDTH = 560
+# WordPress names each size of an upload "<name>-<width>x<height>.<ext>"; big uploads are
+# scaled down to "<name>-scaled.<ext>".
+_WP_SIZE = re.compile(r"-(\d{2,5})x(\d{2,5})(?=\.(?:jpe?g|png|gif|webp|avif)$)", re.I)
+_WP_SCALED = re.compile(r"-scaled(?=\.(?:jpe?g|png|gif|webp|avif)$)", re.I)
+_SRCSET_ITEM = re.compile(r"\s*(\S+?)(?:\s+(\d+)w|\s+[\d.]+x)?\s*(?:,|$)")
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image the feed offers for an article, with what the feed says about it."""
+
+    url: str
+    width: int | None = None
+    height: int | None = None
+    alt: str | None = None
+
+
+def pixels(value: object) -> int | None:
+    """A width or height as a feed writes it ("1200", "1200px"), or None if it is not one."""
+    try:
+        number = int(str(value).strip().removesuffix("px"))
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= 20000 else None
+
+
+def _path(url: str) -> str:
+    try:
+        return urlsplit(url).path
+    except ValueError:
+        return url
+
+
+def image_identity(url: str) -> str:
+    """The same picture whatever its size: host and path without WordPress's size suffix."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    path = _WP_SCALED.sub("", _WP_SIZE.sub("", parts.path))
+    return f"{parts.netloc.lower()}{path}"
+
+
+def wordpress_size(url: str) -> tuple[int, int] | None:
+    """(width, height) from a WordPress size suffix (« photo-150x150.jpg »), if any."""
+    m = _WP_SIZE.search(_path(url))
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+class _ImageFinder(HTMLParser):
+    """The attributes of every <img> a reader would see (none inside an <svg>, a <template>…)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.found: list[dict[str, str]] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in DROPPED_WITH_CONTENT and tag != "noscript":  # lazy-loading plugins put the real <img> there
+            self._skip += 1
+        elif tag == "img" and not self._skip:
+            self.found.append({k: v for k, v in attrs if v is not None})
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img" and not self._skip:
+            self.found.append({k: v for k, v in attrs if v is not None})
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in DROPPED_WITH_CONTENT and tag != "noscript":
+            self._skip = max(0, self._skip - 1)
+
+
+def images_in_html(fragment: str | None, base: str | None) -> list[Image]:
+    """Every ``<img>`` of an article's HTML as candidates, with each size its ``srcset``
+    lists (lazy-loading plugins' ``data-src``/``data-srcset`` too), in document order."""
+    if not fragment or "<img" not in fragment.lower():
+        return []
+    finder = _ImageFinder()
+    try:
+        finder.feed(fragment)
+        finder.close()
+    except Exception:  # noqa: BLE001 - HTMLParser is lenient; an odd fragment just has no image
+        return []
+    out: list[Image] = []
+    for attrs in finder.found:
+        alt = clean_text(attrs.get("alt")) or None
+        width, height = pixels(attrs.get("width")), pixels(attrs.get("height"))
+        src = attrs.get("src") or ""
+        if not src or src.startswith("data:"):
+            src = attrs.get("data-src") or attrs.get("data-lazy-src") or src
+        url = absolute_url(src, base)
+        if url:
+            out.append(Image(url, width, height, alt))
+        srcset = attrs.get("srcset") or attrs.get("data-srcset") or attrs.get("data-lazy-srcset") or ""
+        for m in _SRCSET_ITEM.finditer(srcset):
+            candidate = absolute_url(m.group(1), base) if m.group(1) else None
+            if candidate and m.group(2):
+                w = int(m.group(2))
+                h = round(w * height / width) if width and height else None
+                out.append(Image(candidate, w, h, alt))
+    return out
+
+
+def _sized(image: Image) -> Image:
+    """``image`` with the size its WordPress file name gives, when the feed gave none."""
+    if image.width is not None:
+        return image
+    size = wordpress_size(image.url)
+    return Image(image.url, size[0], size[1], image.alt) if size else image
+
+
+def pick_image(candidates: Iterable[Image]) -> Image | None:
+    """The article's picture, at the best size on offer.
+
+    The picture is the first candidate's (the feed's own media first, then the content's
+    ``<img>``), unless that one is only a small thumbnail and a larger picture is offered.
+    Its size is the widest up to :data:`IMAGE_MAX_WIDTH` among the sizes listed for it (a
+    ``srcset``, ``media:content`` with a width, a WordPress « -1024x683 » file name); when
+    only small sizes are known, a variant of unknown size (usually the original upload) is
+    preferred to a 150×150 thumbnail. Alt text and proportions come from any variant that
+    has them."""
+    images = [_sized(c) for c in candidates if c.url]
+    if not images:
+        return None
+    groups: dict[str, list[Image]] = {}
+    for image in images:
+        groups.setdefault(image_identity(image.url), []).append(image)
+
+    def big_enough(group: list[Image]) -> bool:
+        return any(i.width is None or i.width >= IMAGE_MIN_WIDTH for i in group)
+
+    ordered = list(groups.values())
+    group = next((g for g in ordered if big_enough(g)), ordered[0])
+    known = [i for i in group if i.width is not None]
+    fitting = [i for i in known if IMAGE_MIN_WIDTH <= i.width <= IMAGE_MAX_WIDTH]  # type: ignore[operator]
+    unknown = [i for i in group if i.width is None]
+    if fitting:
+        best = max(fitting, key=lambda i: i.width or 0)
+    elif any(i.width > IMAGE_MAX_WIDTH for i in known):  # type: ignore[operator]
+        best = min((i for i in known if i.width > IMAGE_MAX_WIDTH), key=lambda i: i.width or 0)  # type: ignore[operator]
+    elif unknown:
+        best = unknown[0]
+    else:
+        best = max(known, key=lambda i: i.width or 0)
+    alt = best.alt or next((i.alt for i in group if i.alt), None)
+    width, height = best.width, best.height
+    if width and not height:
+        ratio = next((i for i in group if i.width and i.height), None)
+        if ratio is not None:
+            height = round(width * ratio.height / ratio.width)  # type: ignore[operator]
+    if height and not width:
+        height = None  # a height alone cannot size anything
+    return Image(best.url, width, height, alt)

@@ -19,14 +19,19 @@ from urllib.parse import urlsplit
 
 import feedparser
 import feedparser.mixin
+import feedparser.sanitizer
 
 from ..errors import SourceError
 from ..models import Article
 from .normalize import (
+    Image,
     absolute_url,
     clean_text,
+    images_in_html,
     labels,
     make_guid,
+    pick_image,
+    pixels,
     summary_text,
     title_text,
     to_utc,
@@ -38,7 +43,6 @@ log = logging.getLogger(__name__)
 JSON_FEED_VERSION = re.compile(r"^https?://jsonfeed\.org/version/1(\.\d+)?/?$")
 _IMAGE_EXT = re.compile(r"\.(jpe?g|png|gif|webp|avif)(\?|$)", re.I)
 _BLOCK_START = re.compile(r"<(p|ul|ol|h[2-4]|blockquote|figure)\b", re.I)
-_FIRST_IMG = re.compile(r"<img\b[^>]*\bsrc=\"([^\"]+)\"", re.I)
 # A numeric character reference in the feed's bytes. feedparser's fallback parser crashes on
 # one that names no character (a lone surrogate such as &#xD800;, or past U+10FFFF), which
 # would lose the whole feed for one stray reference, so those are removed before parsing.
@@ -53,6 +57,14 @@ _CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 _FP_MIXIN = getattr(feedparser.mixin, "_FeedParserMixin", None)
 if _FP_MIXIN is not None and "id" in getattr(_FP_MIXIN, "can_be_relative_uri", ()):
     _FP_MIXIN.can_be_relative_uri = set(_FP_MIXIN.can_be_relative_uri) - {"id"}
+
+# feedparser's own sanitiser drops an <img>'s srcset (and lazy-loading plugins' data-src), which
+# is where WordPress lists the sizes of a picture; the image picker reads them from the entry's
+# HTML. They run nothing, and nh3 removes them from the HTML Tamtam re-publishes anyway.
+_FP_SANITIZER = getattr(feedparser.sanitizer, "_HTMLSanitizer", None)
+if _FP_SANITIZER is not None and isinstance(getattr(_FP_SANITIZER, "acceptable_attributes", None), (set, frozenset)):
+    _FP_SANITIZER.acceptable_attributes = set(_FP_SANITIZER.acceptable_attributes) | {
+        "srcset", "data-src", "data-srcset", "data-lazy-src", "data-lazy-srcset"}
 
 # feedparser sets bozo for these even though it read the feed fine (a charset that
 # disagrees with the XML prolog, a text/plain Content-Type…); they are not failures.
@@ -75,7 +87,7 @@ class RawEntry:
     author: str | None = None
     published: Any = None  # struct_time, RFC 3339 string, datetime or None
     categories: tuple[str, ...] = ()
-    images: tuple[str, ...] = ()  # explicit image URLs (media:content, thumbnail, image enclosure), best first
+    images: tuple[Image, ...] = ()  # explicit images (media:content, thumbnail, image enclosure), best first
 
 
 @dataclass(frozen=True)
@@ -154,7 +166,7 @@ def _read_json_feed(data: bytes, *, source_id: str, base_url: str, now: datetime
         summary = _str(item.get("summary"))
         summary_html = escape(summary) if summary else None
         tags = item.get("tags") if isinstance(item.get("tags"), list) else []
-        images = tuple(u for u in (_str(item.get("image")), _str(item.get("banner_image"))) if u)
+        images = tuple(Image(u) for u in (_str(item.get("image")), _str(item.get("banner_image"))) if u)
         raws.append(RawEntry(
             entry_id=_str(item.get("id")) or (str(item["id"]) if isinstance(item.get("id"), int) else None),
             link=_str(item.get("url")) or _str(item.get("external_url")),
@@ -334,19 +346,22 @@ def _is_image(media: dict[str, Any]) -> bool:
     return bool(_IMAGE_EXT.search(media.get("url") or media.get("href") or ""))
 
 
-def _feedparser_images(entry: Any) -> Iterable[str]:
+def _feedparser_images(entry: Any) -> Iterable[Image]:
+    def image(url: str, media: dict[str, Any]) -> Image:
+        return Image(url, pixels(media.get("width")), pixels(media.get("height")))
+
     for media in entry.get("media_content") or []:
         if isinstance(media, dict) and media.get("url") and _is_image(media):
-            yield media["url"]
+            yield image(media["url"], media)
     for thumb in entry.get("media_thumbnail") or []:
         if isinstance(thumb, dict) and thumb.get("url"):
-            yield thumb["url"]
+            yield image(thumb["url"], thumb)
     for link in entry.get("links") or []:
         if isinstance(link, dict) and link.get("rel") == "enclosure" and link.get("href") and _is_image(link):
-            yield link["href"]
+            yield Image(link["href"])
     for enc in entry.get("enclosures") or []:
         if isinstance(enc, dict) and enc.get("href") and _is_image(enc):
-            yield enc["href"]
+            yield Image(enc["href"])
 
 
 # -- RawEntry → Article -----------------------------------------------------------------
@@ -380,20 +395,16 @@ def build_article(raw: RawEntry, *, source_id: str, base: str | None, feed_link:
     content_html = clean_html(raw.content_html or raw.summary_html or "", url or base)
     if content_html and not _BLOCK_START.match(content_html):
         content_html = f"<p>{content_html}</p>"  # bare text from a description: give it a paragraph
-    summary = summary_text(raw.summary_html) or summary_text(raw.content_html)
+    summary = summary_text(raw.summary_html, full=raw.content_html) or summary_text(raw.content_html)
     title = title_text(raw.title, summary)
     if not raw.title and not summary and not content_html and url is None:
         return None
 
-    image = None
-    for candidate in raw.images:
-        image = absolute_url(candidate, url or base)
-        if image:
-            break
-    if image is None:
-        m = _FIRST_IMG.search(content_html)
-        if m:
-            image = absolute_url(m.group(1).replace("&amp;", "&"), url or base)
+    # The feed's own media first, then every <img> of the content with its srcset sizes
+    # (read from the raw HTML: the sanitiser keeps no srcset).
+    where = url or base
+    explicit = [Image(u, c.width, c.height, c.alt) for c in raw.images if (u := absolute_url(c.url, where))]
+    image = pick_image(explicit + images_in_html(raw.content_html or raw.summary_html, where))
 
     published = to_utc(raw.published) or to_utc(now)
     author = clean_text(raw.author) if raw.author else None
@@ -407,5 +418,8 @@ def build_article(raw: RawEntry, *, source_id: str, base: str | None, feed_link:
         categories=labels(raw.categories),
         summary=summary,
         content_html=content_html,
-        image_url=image,
+        image_url=image.url if image else None,
+        image_alt=image.alt if image else None,
+        image_width=image.width if image else None,
+        image_height=image.height if image else None,
     )

@@ -22,11 +22,62 @@ log = logging.getLogger(__name__)
 A = TypeVar("A")  # an Article (anything with title and summary fields, a dataclass)
 
 
-def excerpt(text: str | None, length: int = 200, ellipsis: str = ELLIPSIS) -> str:
-    """At most ``length`` characters of ``text``, cut at a word boundary with « … ».
+#: A sentence cut is preferred to a word cut when it keeps at least this share of the room.
+SENTENCE_SHARE = 0.6
+# A sentence's final mark, glued to a word of two characters or more (a lone capital before a
+# full stop is an initial: « M. Keïta »); « ? » and « ! » may follow a (no-break) space.
+_SENTENCE_END = re.compile(r"(?<=[^\W_][^\W_])[.…]|(?<=[»”\")\]])[.…]|(?<=[^\W_»”\")\]])[ \u00a0\u202f]?[!?]+(?=\s)")
+_OPENERS = " \u00a0\u202f«\"“‘(—–-"
+# Abbreviations that end with a full stop inside a sentence (« Mme. », « env. 300 »).
+_ABBREVIATIONS = frozenset({
+    "mm", "mme", "mmes", "mlle", "mlles", "dr", "pr", "me", "mgr", "st", "ste", "gal", "gén", "col", "cdt",
+    "lt", "sgt", "av", "apr", "art", "cf", "env", "ex", "hab", "min", "max", "no", "nos", "vol", "chap",
+    "fig", "réf", "tél", "vs", "mr", "mrs", "ms", "jr", "sr", "prof", "pp", "ann", "éd", "coll", "etc",
+})
+_WORD_BEFORE = re.compile(r"([^\W\d_]+)$")
 
-    Whitespace is collapsed first (feeds are full of stray newlines). A single word
-    longer than ``length`` is cut inside, which is better than showing nothing.
+
+def _sentence_cut(flat: str, room: int, ellipsis: str) -> str | None:
+    """The longest run of whole sentences of ``flat`` within ``room + len(ellipsis)``
+    characters, marked as cut: « … au Mali. » becomes « … au Mali… » (French drops the full
+    stop before points de suspension), « Vraiment ? » becomes « Vraiment ?… ». None if no
+    sentence ends early enough to keep :data:`SENTENCE_SHARE` of the room."""
+    length = room + len(ellipsis)
+    best: str | None = None
+    for m in _SENTENCE_END.finditer(flat):
+        if m.start() >= length:
+            break
+        after = flat[m.end():m.end() + 1]
+        if not after.isspace():
+            continue
+        following = flat[m.end():].lstrip(_OPENERS)[:1]
+        mark = m.group(0)
+        head = flat[:m.start()]
+        if mark == ".":
+            word = _WORD_BEFORE.search(head)
+            if word and word.group(1).lower() in _ABBREVIATIONS:
+                continue
+            if not (following.isupper() or following.isdigit()):
+                continue  # « 3 p. ex. », a domain-less « etc. » mid-sentence
+            cut = head + ellipsis
+        elif mark == ellipsis:
+            cut = head + mark
+        else:
+            cut = head + mark + ellipsis
+        if len(cut) <= length:
+            best = cut
+    if best is None or len(best) < SENTENCE_SHARE * length:
+        return None
+    return best
+
+
+def excerpt(text: str | None, length: int = 200, ellipsis: str = ELLIPSIS) -> str:
+    """At most ``length`` characters of ``text``, ending with « … » where it was cut.
+
+    The cut falls after the last whole sentence when that keeps at least 60 % of
+    ``length``, else after the last whole word; never inside a word, except for a single
+    word longer than ``length`` (better than showing nothing). Whitespace is collapsed
+    first (feeds are full of stray newlines); French no-break spaces are kept.
     """
     if not text:
         return ""
@@ -36,6 +87,9 @@ def excerpt(text: str | None, length: int = 200, ellipsis: str = ELLIPSIS) -> st
     if length <= len(ellipsis):
         return ""
     room = length - len(ellipsis)
+    sentence = _sentence_cut(flat, room, ellipsis)
+    if sentence is not None:
+        return sentence
     cut = flat[: room + 1]
     space = cut.rfind(" ")
     head = cut[:space] if space > 0 else flat[:room]
