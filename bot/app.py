@@ -10,6 +10,7 @@ import logging
 from datetime import datetime, timezone
 from typing import Callable
 
+from .channels.base import Stream
 from .channels.registry import Channels
 from .config import Config, Source
 from .dispatch import Dispatcher, DispatchReport, recover
@@ -68,9 +69,11 @@ class App:
         now = now or self.clock()
         return list(await asyncio.gather(*(self.poll(s, now) for s in self.config.sources)))
 
-    def publish(self, channel: ChannelSettings, now: datetime | None = None) -> PublishResult:
-        """Build and queue the channel's next edition. Raises TemplateError (nothing recorded)."""
-        return publish(self.channels, self.store, channel, now=now or self.clock())
+    def publish(self, channel: ChannelSettings, now: datetime | None = None,
+                stream: Stream | None = None) -> PublishResult:
+        """Build and queue the channel's next edition (of one of its streams: its own by
+        default). Raises TemplateError (nothing recorded)."""
+        return publish(self.channels, self.store, channel, now=now or self.clock(), stream=stream)
 
     def publish_all(self, now: datetime | None = None, report: RunReport | None = None) -> RunReport:
         report = report or RunReport()

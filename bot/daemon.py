@@ -27,7 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from .app import App
 from .channels.base import KindJob
 from .errors import TamtamError
-from .scheduler import DISPATCH_EVERY, plan, scheduler_kwargs
+from .scheduler import DISPATCH_EVERY, plan, scheduler_kwargs, streams
 
 log = logging.getLogger("tamtam")
 
@@ -66,14 +66,15 @@ class Daemon:
         if source is not None:
             await self._job("poll", source_id, lambda now: self.app.poll(source, now))
 
-    async def _edition(self, channel_id: str) -> None:
-        channel = next((c for c in self.app.config.channels if c.id == channel_id), None)
-        if channel is None:
+    async def _edition(self, stream_id: str) -> None:
+        found = streams(self.app.config).get(stream_id)
+        if found is None:
             return
+        channel, stream = found
 
         async def body(now: datetime) -> None:
             try:
-                result = self.app.publish(channel, now)
+                result = self.app.publish(channel, now, stream)
                 log.info("channel %s: edition %s with %d article(s), %d message(s) queued %s", channel.id,
                          result.edition_id, result.articles, result.messages, result.note)
             except TamtamError as exc:
@@ -81,7 +82,7 @@ class Daemon:
                 return
             await self.app.dispatch([channel.id])
 
-        await self._job("edition", channel_id, body)
+        await self._job("edition", stream_id, body)
 
     async def _dispatch(self) -> None:
         await self._job("dispatch", "all", lambda now: self.app.dispatch())

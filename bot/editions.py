@@ -15,11 +15,12 @@ arrive than a digest holds, the rest go in the next edition instead of being dro
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import islice
 
 from sqlalchemy import Connection
 
+from .channels.base import Stream
 from .models import Article, Edition
 from .settings import ChannelSettings
 from .store.editions import Editions
@@ -40,14 +41,23 @@ def matches(channel: ChannelSettings, article: Article) -> bool:
     return True
 
 
-def eligible_articles(conn: Connection, channel: ChannelSettings, now: datetime) -> list[Article]:
-    """Every article the channel has not sent yet, oldest first, after filters."""
-    return list(_eligible(conn, channel, now))
+def eligible_articles(conn: Connection, channel: ChannelSettings, now: datetime,
+                      stream: Stream | None = None) -> list[Article]:
+    """Every article the channel (or one of its streams) has not sent yet, oldest first, after filters."""
+    return list(_eligible(conn, channel, now, stream))
 
 
-def _eligible(conn: Connection, channel: ChannelSettings, now: datetime):  # type: ignore[no-untyped-def]
-    started = Editions.started_at(conn, channel.id, now)
-    return (a for a in Editions.unsent(conn, channel.id, started, started - channel.lookback) if matches(channel, a))
+def _cursor(channel: ChannelSettings, now: datetime, stream: Stream | None) -> tuple[str, timedelta]:
+    """The cursor an edition made now advances, and the look-back of its first run."""
+    if stream is None:
+        return channel.id, channel.lookback
+    return stream.cursor(now), stream.lookback
+
+
+def _eligible(conn: Connection, channel: ChannelSettings, now: datetime, stream: Stream | None):  # type: ignore[no-untyped-def]
+    cursor, lookback = _cursor(channel, now, stream)
+    started = Editions.started_at(conn, cursor, now)
+    return (a for a in Editions.unsent(conn, cursor, started, started - lookback) if matches(channel, a))
 
 
 def _newest_first(articles: list[Article]) -> tuple[Article, ...]:
@@ -55,21 +65,24 @@ def _newest_first(articles: list[Article]) -> tuple[Article, ...]:
     return tuple(sorted(articles, key=lambda a: (a.published_at, a.id or 0), reverse=True))
 
 
-def record_edition(conn: Connection, channel: ChannelSettings, now: datetime) -> Edition | None:
-    """Take the next edition's articles and record them as sent on this channel.
+def record_edition(conn: Connection, channel: ChannelSettings, now: datetime,
+                   stream: Stream | None = None) -> Edition | None:
+    """Take the next edition's articles and record them as sent on this channel (on this
+    stream's cursor, for a channel of several streams).
 
     Runs inside the caller's transaction, which also writes the outbox rows: either the
     edition, its cursor and its messages all exist, or none do.
     Returns None for an empty edition unless the channel sends empty ones.
     """
-    picked = list(islice(_eligible(conn, channel, now), channel.max_articles))
+    picked = list(islice(_eligible(conn, channel, now, stream), channel.max_articles))
     if not picked and not channel.send_empty:
         return None
-    edition_id = Editions.record(conn, channel.id, picked, now)
-    return Edition(channel_id=channel.id, articles=_newest_first(picked), created_at=now, id=edition_id)
+    cursor, _ = _cursor(channel, now, stream)
+    edition_id = Editions.record(conn, cursor, picked, now)
+    return Edition(channel_id=cursor, articles=_newest_first(picked), created_at=now, id=edition_id)
 
 
 def preview_edition(conn: Connection, channel: ChannelSettings, now: datetime) -> Edition:
     """The edition the channel would send now, without recording anything (the caller rolls back)."""
-    picked = list(islice(_eligible(conn, channel, now), channel.max_articles))
+    picked = list(islice(_eligible(conn, channel, now, None), channel.max_articles))
     return Edition(channel_id=channel.id, articles=_newest_first(picked), created_at=now)

@@ -13,12 +13,12 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator, Mapping
 
 from sqlalchemy import Connection
 
 from . import editions
-from .channels.base import PreviewFile
+from .channels.base import PreviewFile, Stream
 from .channels.registry import Channels
 from .models import Edition, Subscriber
 from .render import sample_edition
@@ -39,31 +39,35 @@ class PublishResult:
 
 
 class _Audience:
-    """The channel's active subscribers, read in the publishing transaction."""
+    """The channel's active subscribers (those a stream serves), read in the publishing transaction."""
 
-    def __init__(self, store: Store, conn: Connection, channel_id: str):
-        self.store, self.conn, self.channel_id = store, conn, channel_id
+    def __init__(self, store: Store, conn: Connection, channel_id: str, only: Mapping[str, Any] | None = None):
+        self.store, self.conn, self.channel_id, self.only = store, conn, channel_id, dict(only or {})
 
     def subscribers(self) -> Iterator[Subscriber]:
-        return self.store.subscribers.iter(self.channel_id, conn=self.conn)
+        return self.store.subscribers.iter(self.channel_id, conn=self.conn, **self.only)
 
 
-def publish(channels: Channels, store: Store, channel: ChannelSettings, *, now: datetime) -> PublishResult:
-    """Build the channel's next edition and queue its messages. Raises TemplateError (nothing recorded)."""
+def publish(channels: Channels, store: Store, channel: ChannelSettings, *, now: datetime,
+            stream: Stream | None = None) -> PublishResult:
+    """Build the next edition of the channel (or of one of its streams) and queue its
+    messages. Raises TemplateError (nothing recorded)."""
     kind = channels.kind(channel)
+    stream = stream or kind.streams(channel)[0]
+    shaped = channel if stream.mode == channel.mode else channel.model_copy(update={"mode": stream.mode})
     with store.begin() as conn:
-        edition = editions.record_edition(conn, channel, now)
+        edition = editions.record_edition(conn, channel, now, stream)
         if edition is None:
-            return PublishResult(channel.id, None, 0, 0, "nothing new")
-        plan = kind.plan(channel, edition, _Audience(store, conn, channel.id))
-        if plan.shared is not None:
-            Editions.set_shared(conn, edition.id, plan.shared)  # type: ignore[arg-type]
+            return PublishResult(stream.id, None, 0, 0, "nothing new")
+        plan = kind.plan(shaped, edition, _Audience(store, conn, channel.id, stream.audience(now)))
         queued = store.outbox.enqueue(conn, (NewMessage(item.key, channel.id, kind.name, item.destination,
                                                         item.payload, edition.id) for item in plan.items), now=now)
+        if plan.shared is not None:  # after the items: a kind may add shared parts as it meets its readers
+            Editions.set_shared(conn, edition.id, plan.shared)  # type: ignore[arg-type]
     note = plan.note(queued)
     if note:
         log.warning("channel %s: edition %s: %s", channel.id, edition.id, note)
-    return PublishResult(channel.id, edition.id, len(edition.articles), queued, note)
+    return PublishResult(stream.id, edition.id, len(edition.articles), queued, note)
 
 
 @dataclass(frozen=True)

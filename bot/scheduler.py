@@ -24,8 +24,10 @@ from typing import Any
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from .channels import registry
+from .channels.base import Stream
 from .config import Config
-from .settings import Schedule
+from .settings import ChannelSettings, Schedule
 
 DISPATCH_EVERY = 30  # seconds
 _TICK = timedelta(microseconds=1)
@@ -54,6 +56,12 @@ def next_after(trigger: CronTrigger | IntervalTrigger, last: datetime) -> dateti
     return trigger.get_next_fire_time(last, last + _TICK)
 
 
+def streams(config: Config) -> dict[str, tuple[ChannelSettings, Stream]]:
+    """Every enabled channel's streams of editions, by stream id (the channel's id for its own)."""
+    return {stream.id: (c, stream) for c in config.channels if c.enabled
+            for stream in registry.KINDS[c.type].streams(c)}
+
+
 def plan(config: Config, last_runs: dict[str, datetime], now: datetime) -> list[PlannedJob]:
     """Every job the config schedules, with its next run: the first fire time after its last
     run (a past one means it was missed and runs now), or for a job that never ran, the next
@@ -61,8 +69,9 @@ def plan(config: Config, last_runs: dict[str, datetime], now: datetime) -> list[
     tz = config.site.tz
     wanted: list[tuple[str, str, str, Schedule, str]] = [
         (f"poll:{s.id}", "poll", s.id, s.poll, s.poll.describe()) for s in config.sources]
-    wanted += [(f"edition:{c.id}", "edition", c.id, c.schedule, f"{c.schedule.describe()} ({c.type}, {c.mode})")
-               for c in config.channels if c.enabled]
+    wanted += [(f"edition:{sid}", "edition", sid, stream.schedule,
+                f"{stream.schedule.describe()} ({c.type}, {stream.mode})")
+               for sid, (c, stream) in streams(config).items()]
     jobs = []
     for job_id, what, target, schedule, description in wanted:
         trigger = trigger_for(schedule, tz)

@@ -235,9 +235,9 @@ async def test_an_edition_missed_while_down_runs_exactly_once_at_start(tmp_path)
     runs: list[datetime] = []
     original = app.publish
 
-    def counting_publish(channel, now=None):  # type: ignore[no-untyped-def]
+    def counting_publish(channel, now=None, stream=None):  # type: ignore[no-untyped-def]
         runs.append(now)
-        return original(channel, now)
+        return original(channel, now, stream)
 
     app.publish = counting_publish  # type: ignore[method-assign]
     ready, stop = asyncio.Event(), asyncio.Event()

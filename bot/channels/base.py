@@ -26,7 +26,7 @@ from typing import Any, Awaitable, Callable, ClassVar, Iterable, Iterator, Mappi
 from ..limits import RateLimit
 from ..models import Edition, Message, Receipt, Subscriber
 from ..render import Templates
-from ..settings import ChannelSettings, Site, TransportSettings
+from ..settings import ChannelSettings, Schedule, Site, TransportSettings
 
 
 class Host(Protocol):
@@ -109,9 +109,28 @@ class Plan:
 
 class Audience(Protocol):
     """Who a channel with its own list of recipients sends to (read inside the publishing
-    transaction, so the list and the edition agree)."""
+    transaction, so the list and the edition agree): the subscribers this stream serves."""
 
     def subscribers(self) -> Iterator[Subscriber]: ...
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One sequence of editions of a channel, with its own schedule and cursor.
+
+    Most channels are one stream (``id`` = the channel's id). An email channel whose readers
+    choose how often they hear from it is several: the channel's own digest, one email per
+    article every few minutes, a weekly digest. ``cursor(now)`` names the cursor an edition
+    made at ``now`` advances (a weekly digest keeps one per weekday), and ``audience(now)``
+    the subscribers it goes to (a filter the store understands, e.g. ``{"frequency": "weekly",
+    "weekly_day": 2}``)."""
+
+    id: str
+    schedule: Schedule
+    mode: str  # "digest" or "article"
+    lookback: timedelta
+    cursor: Callable[[datetime], str]
+    audience: Callable[[datetime], Mapping[str, Any]]
 
 
 class Services(Protocol):
@@ -170,6 +189,13 @@ class ChannelKind(ABC):
     def used_roles(self, channel: ChannelSettings) -> list[str]:
         """The roles a channel renders with (``check`` loads each of them)."""
         return [channel.mode]
+
+    # -- streams ---------------------------------------------------------------------------
+    @classmethod
+    def streams(cls, channel: ChannelSettings) -> list[Stream]:
+        """The channel's streams of editions; one by default, the channel's own."""
+        return [Stream(channel.id, channel.schedule, channel.mode, channel.lookback,
+                       cursor=lambda now: channel.id, audience=lambda now: {})]
 
     # -- edition → outbox → message ------------------------------------------------------
     @abstractmethod

@@ -139,13 +139,15 @@ class Subscribers:
         return status == SubscriberStatus.ACTIVE
 
     def iter(self, channel_id: str, *, active_only: bool = True, conn: Connection | None = None,
-             chunk: int = 1000, frequency: Frequency | None = None) -> Iterator[Subscriber]:
+             chunk: int = 1000, frequency: Frequency | str | None = None,
+             weekly_day: int | None = None) -> Iterator[Subscriber]:
         """The channel's subscribers in the order they came, read ``chunk`` at a time by id
         (keyset pages, not a server-side cursor: the caller may write on the same
         connection between pages, as the publisher does)."""
         if conn is None:
             with self.db.connect() as c:
-                yield from self.iter(channel_id, active_only=active_only, conn=c, chunk=chunk, frequency=frequency)
+                yield from self.iter(channel_id, active_only=active_only, conn=c, chunk=chunk, frequency=frequency,
+                                     weekly_day=weekly_day)
             return
         last = 0
         while True:
@@ -154,7 +156,9 @@ class Subscribers:
             if active_only:
                 q = q.where(t.subscribers.c.status == SubscriberStatus.ACTIVE.value)
             if frequency is not None:
-                q = q.where(t.subscribers.c.frequency == frequency.value)
+                q = q.where(t.subscribers.c.frequency == Frequency(frequency).value)
+            if weekly_day is not None:
+                q = q.where(t.subscribers.c.weekly_day == weekly_day)
             rows = conn.execute(q).all()
             for row in rows:
                 yield _subscriber(row)
