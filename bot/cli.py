@@ -24,7 +24,7 @@ from .channels import registry
 from .config import Config, find_config, load_config, required_secrets
 from .daemon import ALREADY_RUNNING, run
 from .errors import ConfigError, TamtamError, TemplateError
-from .publish import preview
+from .publish import preview, release, rerender
 from .scheduler import describe
 from .settings import parse_duration
 from .store import Status, Store
@@ -104,6 +104,11 @@ def cmd_preview(config: Config, args: argparse.Namespace) -> int:
           "nothing sent, nothing recorded")
     for w in written:
         print(f"  {w}")
+    if result.problems:
+        print(f"{channel.type} would refuse these messages:", file=sys.stderr)
+        for p in result.problems:
+            print(f"  - {p}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -194,7 +199,9 @@ def cmd_outbox_list(config: Config, args: argparse.Namespace) -> int:
     for r in Store(config.database_url).outbox.list(Status(args.status) if args.status else None,
                                                      channel=args.channel, since=_when(args.since, config),
                                                      until=_when(args.until, config)):
-        print(f"{r.id}\t{r.status}\t{r.channel_id}\t{r.destination}\t{r.attempts} attempt(s)\t{r.last_error or ''}")
+        edition = f"e{r.edition_id}" if r.edition_id is not None else "-"
+        print(f"{r.id}\t{r.status}\t{r.channel_id}\t{edition}\t{r.destination}\t{r.attempts} attempt(s)\t"
+              f"{r.last_error or ''}")
         n += 1
     print(f"{n} message(s)", file=sys.stderr)
     return 0
@@ -223,6 +230,24 @@ def cmd_outbox_dismiss(config: Config, args: argparse.Namespace) -> int:
     n = Store(config.database_url).outbox.dismiss_where(_utcnow(), **_selection(config, args))
     print(f"{n} failed message(s) dismissed: they stay recorded, and no longer need an admin")
     return 0 if n else 1
+
+
+def cmd_outbox_rerender(config: Config, args: argparse.Namespace) -> int:
+    app = App(config)
+    channel = config.channel(args.channel)
+    done = rerender(app.channels, app.store, channel, args.edition, now=_utcnow())
+    print(f"edition {done.edition_id}: {done.updated} failed message(s) rendered again and queued"
+          + (f", {done.added} new part(s) queued" if done.added else "")
+          + (f", {done.dropped} dismissed (no such part now)" if done.dropped else "")
+          + (f"; {done.unmatched} new part(s) left out because part of the edition already went out"
+             if done.unmatched else ""))
+    return 0
+
+
+def cmd_outbox_release(config: Config, args: argparse.Namespace) -> int:
+    n = release(Store(config.database_url), args.edition, now=_utcnow())
+    print(f"edition {args.edition}: {n} article(s) released; the channel's next edition carries them")
+    return 0
 
 
 def cmd_outbox_resolve(config: Config, args: argparse.Namespace) -> int:
@@ -292,6 +317,13 @@ def parser() -> argparse.ArgumentParser:
     selection(od, None)
     od.add_argument("--all", action="store_true", help="every failed message")
     od.set_defaults(func=cmd_outbox_dismiss)
+    orr = osub.add_parser("rerender", help="render an edition's failed messages again with today's templates")
+    orr.add_argument("channel")
+    orr.add_argument("edition", type=int)
+    orr.set_defaults(func=cmd_outbox_rerender)
+    orl = osub.add_parser("release", help="give the articles of an edition that failed whole to the next edition")
+    orl.add_argument("edition", type=int)
+    orl.set_defaults(func=cmd_outbox_release)
     ors = osub.add_parser("resolve", help="mark an unknown message as delivered (you checked it is out)")
     ors.add_argument("id", type=int)
     ors.set_defaults(func=cmd_outbox_resolve)

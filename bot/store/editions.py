@@ -65,6 +65,27 @@ class Editions:
     def set_shared(conn: Connection, edition_id: int, shared: dict[str, Any]) -> None:
         conn.execute(update(t.editions).where(t.editions.c.id == edition_id).values(shared=shared))
 
+    def articles_of(self, edition_id: int) -> list[Article]:
+        """The articles an edition took (to render it again)."""
+        q = (select(t.articles).join(t.edition_articles, t.edition_articles.c.article_id == t.articles.c.id)
+             .where(t.edition_articles.c.edition_id == edition_id)
+             .order_by(t.articles.c.published_at.desc(), t.articles.c.id.desc()))
+        with self.db.connect() as conn:
+            return [row_to_article(r) for r in conn.execute(q)]
+
+    def get(self, edition_id: int) -> tuple[str, datetime] | None:
+        """(cursor id, created at) of an edition, or None."""
+        with self.db.connect() as conn:
+            row = conn.execute(select(t.editions.c.channel_id, t.editions.c.created_at)
+                               .where(t.editions.c.id == edition_id)).first()
+        return (row.channel_id, row.created_at) if row else None
+
+    @staticmethod
+    def release(conn: Connection, edition_id: int) -> int:
+        """Give an edition's articles back to its cursor: the next edition takes them again.
+        Returns how many."""
+        return conn.execute(t.edition_articles.delete().where(t.edition_articles.c.edition_id == edition_id)).rowcount
+
     def shared(self, edition_id: int) -> dict[str, Any] | None:
         """What every message of the edition shares (stored once), or None."""
         with self.db.connect() as conn:

@@ -238,6 +238,25 @@ class Outbox:
                                .values(status=Status.DISMISSED.value, updated_at=now))
             return res.rowcount
 
+    def of_edition(self, edition_id: int) -> list[OutboxRow]:
+        with self.db.connect() as conn:
+            return [_row(r) for r in conn.execute(select(t.outbox).where(t.outbox.c.edition_id == edition_id)
+                                                  .order_by(t.outbox.c.id))]
+
+    @staticmethod
+    def replace(conn: Connection, row_id: int, payload: dict[str, Any], now: datetime) -> None:
+        """A failed message made again (its template fixed): new content, pending, attempts reset."""
+        conn.execute(update(t.outbox).where(t.outbox.c.id == row_id, t.outbox.c.status == Status.FAILED.value)
+                     .values(payload=payload, status=Status.PENDING.value, attempts=0, next_attempt_at=now,
+                             last_error=None, updated_at=now))
+
+    @staticmethod
+    def dismiss(conn: Connection, row_ids: Iterable[int], now: datetime, reason: str) -> None:
+        ids = list(row_ids)
+        if ids:
+            conn.execute(update(t.outbox).where(t.outbox.c.id.in_(ids))
+                         .values(status=Status.DISMISSED.value, last_error=reason, updated_at=now))
+
     def needs_admin(self) -> dict[Status, int]:
         """How many messages wait for an admin's decision: failed (retry or dismiss) and
         unknown (check the channel, then retry or resolve)."""
