@@ -61,6 +61,41 @@ def check_templates(config: Config, channels: Channels) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+#: The readers' pages and the confirmation email (``[web]``): an admin may override any of them.
+READER_TEMPLATES = ("email/confirm.subject.txt", "email/confirm.html", "email/confirm.txt", "web/base.html",
+                    "web/_fields.html", "web/index.html", "web/subscribe.html", "web/sent.html", "web/confirm.html",
+                    "web/confirmed.html", "web/unsubscribe.html", "web/unsubscribed.html", "web/preferences.html",
+                    "web/archive.html", "web/edition.html", "web/error.html")
+
+
+def check_web(config: Config, channels: Channels) -> tuple[list[str], list[str]]:
+    """(problems, warnings) of the ``[web]`` table: its templates load, its secret file is
+    readable, and what its links will look like in the inbox."""
+    web = config.web
+    if web is None:
+        return [], []
+    problems: list[str] = []
+    warnings: list[str] = []
+    for name in READER_TEMPLATES:
+        try:
+            channels.templates.load(name)
+        except TemplateError as exc:
+            problems.append(f"web: {exc}")
+    if web.secret_file:
+        path = config.resolve(web.secret_file)
+        if path.exists() and not os.access(path, os.R_OK):
+            problems.append(f"web.secret_file: {str(path)!r} cannot be read")
+    if not web.public_url.startswith("https://"):
+        warnings.append(f"web.public_url {web.public_url!r} is not https: mailbox providers offer one-click "
+                        "unsubscribe (List-Unsubscribe-Post) only for https links, so emails leave it out")
+    for channel in config.channels:
+        if getattr(channel, "unsubscribe_url", None):
+            warnings.append(f"channel {channel.id!r}: unsubscribe_url is not used: with [web], emails link to "
+                            "Tamtam's own signed unsubscribe page (old links with {token} keep working at "
+                            f"{web.public_url}/{channel.id}/unsubscribe?token=…)")
+    return problems, warnings
+
+
 def check(config: Config) -> tuple[list[str], list[str]]:
     """(problems, warnings) for the whole config: secrets, templates, storage."""
     problems = [f"{what}: environment variable {env} is not set"
@@ -71,6 +106,9 @@ def check(config: Config) -> tuple[list[str], list[str]]:
         problems += check_templates(config, channels)
         for channel in config.channels:
             warnings += channels.kind(channel).warnings(channel)
+        web_problems, web_warnings = check_web(config, channels)
+        problems += web_problems
+        warnings += web_warnings
     except TamtamError as exc:
         problems.append(str(exc))
     try:

@@ -28,7 +28,10 @@ from .publish import preview, release, rerender
 from .scheduler import describe
 from .settings import parse_duration
 from .store import Status, Store
-from .subscribers import import_csv, valid_address
+from .store.subscribers import Frequency, Source
+from .subscribers import describe as describe_subscriber
+from .subscribers import export_csv, import_csv, valid_address
+from .testsend import test_send
 
 log = logging.getLogger("tamtam")
 
@@ -122,6 +125,13 @@ def _list_channel(config: Config, channel_id: str):  # type: ignore[no-untyped-d
     return ch
 
 
+def _signup(config: Config, store: Store):  # type: ignore[no-untyped-def]
+    # The web package (Starlette, uvicorn) loads only for the commands that send a confirmation.
+    from .web.signup import Signup
+
+    return Signup(config, store, App(config, store=store).channels)
+
+
 def cmd_subscribers_add(config: Config, args: argparse.Namespace) -> int:
     ch = _list_channel(config, args.channel)
     try:
@@ -129,11 +139,53 @@ def cmd_subscribers_add(config: Config, args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"invalid address {args.email!r}: {exc}", file=sys.stderr)
         return 2
-    added = Store(config.database_url).subscribers.add(ch.id, email, args.name, now=_utcnow())
+    topics = [t.strip() for t in args.topics.split(",") if t.strip()] if args.topics else None
+    frequency = Frequency(args.frequency)
+    store = Store(config.database_url)
+    signup = None if args.confirmed else _signup(config, store)
+    if signup is not None:
+        signup.links  # no [web]: say so before anything is stored
+    added = store.subscribers.add(ch.id, email, args.name, now=_utcnow(), source=Source.ADMIN,
+                                  confirmed=args.confirmed, language=args.language, topics=topics,
+                                  frequency=frequency, weekly_day=args.weekday if frequency is Frequency.WEEKLY else None)
+    if added.outcome == "pending" and signup is not None:
+        queued = signup.queue_confirmation(ch, added.subscriber, now=_utcnow())
+        print(f"{email}: pending on {ch.id}; "
+              + ("a confirmation email is queued (sent at the next dispatch)" if queued
+                 else "a confirmation went out minutes ago; not sending another"))
+        return 0
     said = {"created": "subscribed to", "reactivated": "subscribed to", "already": "already subscribed to",
             "suppressed": f"not added: {added.subscriber.status} ({added.subscriber.status_source}) from"}
     print(f"{email}: {said[added.outcome]} {ch.id}")
     return 1 if added.outcome == "suppressed" else 0
+
+
+def cmd_subscribers_show(config: Config, args: argparse.Namespace) -> int:
+    ids = [_list_channel(config, args.channel).id] if args.channel else \
+        [c.id for c in config.channels if registry.KINDS[c.type].has_subscribers]
+    lines = describe_subscriber(Store(config.database_url), ids, args.email)
+    if not lines:
+        print(f"{args.email}: on no list", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+def cmd_subscribers_export(config: Config, args: argparse.Namespace) -> int:
+    ch = _list_channel(config, args.channel)
+    store = Store(config.database_url)
+    if not args.out or args.out == "-":
+        n = export_csv(store, ch.id, sys.stdout, everyone=not args.active)
+    else:
+        try:
+            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # addresses: private
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
+                n = export_csv(store, ch.id, out, everyone=not args.active)
+        except OSError as exc:
+            print(f"cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+            return 2
+    print(f"{n} subscriber(s) exported", file=sys.stderr)
+    return 0
 
 
 def cmd_subscribers_remove(config: Config, args: argparse.Namespace) -> int:
@@ -160,17 +212,50 @@ def cmd_subscribers_list(config: Config, args: argparse.Namespace) -> int:
 def cmd_subscribers_import(config: Config, args: argparse.Namespace) -> int:
     ch = _list_channel(config, args.channel)
     path = Path(args.file)
+    store = Store(config.database_url)
+    signup = None if args.consent else _signup(config, store)
+    if signup is not None:
+        signup.links  # no [web]: say so before anything is stored
+    now = _utcnow()
     try:
-        result = import_csv(Store(config.database_url), ch.id, path, _utcnow())
+        result = import_csv(store, ch.id, path, now, consent=args.consent,
+                            on_pending=(lambda sub: signup.queue_confirmation(ch, sub, now=now)) if signup else None)
     except TamtamError as exc:
         print(str(exc), file=sys.stderr)
         return 2
+    if result.encoding != "utf-8":
+        print(f"{path}: not UTF-8; read as Windows-1252 (Excel's CSV)", file=sys.stderr)
     if result.stopped:
         print(f"{path}, {result.stopped}", file=sys.stderr)
-    print(f"{path}: {result.added} added, {result.existing} already subscribed, {len(result.rejected)} rejected")
+    pending = f", {result.pending} pending (a confirmation email each)" if result.pending else ""
+    print(f"{path}: {result.added} added{pending}, {result.existing} already subscribed, "
+          f"{len(result.rejected)} rejected")
+    for note in result.notes:
+        print(f"  note: {note}", file=sys.stderr)
     for bad in result.rejected:
         print(f"  - {bad}", file=sys.stderr)
     return 1 if result.rejected else 0
+
+
+def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    # Starlette and uvicorn load only for the commands that serve.
+    from .web import WebApp
+    from .web.server import serve
+
+    serve(WebApp(config), config)
+    return 0
+
+
+def cmd_test_send(config: Config, args: argparse.Namespace) -> int:
+    channel = config.channel(args.channel)
+    app = App(config)
+    result = asyncio.run(test_send(app.channels, app.store, channel, args.address, now=_utcnow()))
+    what = "the sample articles" if result.sample else f"{result.articles} waiting article(s)"
+    print(f"test edition of {channel.id} ({what}) sent to {args.address}: {len(result.receipts)} message(s); "
+          "nothing recorded")
+    for receipt in result.receipts:
+        print(f"  {receipt.transport}: {receipt.remote_id or ''} {receipt.detail}".rstrip())
+    return 0
 
 
 def _when(text: str | None, config: Config) -> datetime | None:
@@ -274,14 +359,37 @@ def parser() -> argparse.ArgumentParser:
                     help="use the shipped sample articles (the default when nothing new is waiting)")
     pv.set_defaults(func=cmd_preview)
     sub.add_parser("schedules", help="list scheduled jobs with their next run times").set_defaults(func=cmd_schedules)
+    sub.add_parser("serve", help="the web service alone (sign-up, unsubscribe, preferences, archive), "
+                   "until Ctrl-C; `run` serves it too").set_defaults(func=cmd_serve)
+    ts = sub.add_parser("test-send", help="send a channel's next edition to one address, recording nothing")
+    ts.add_argument("channel")
+    ts.add_argument("address")
+    ts.set_defaults(func=cmd_test_send)
 
     s = sub.add_parser("subscribers", help="manage a channel's list of subscribers")
     ssub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
-    a = ssub.add_parser("add", help="add or re-activate a subscriber")
+    a = ssub.add_parser("add", help="add a subscriber: pending until they confirm the email sent to them, "
+                                     "or active at once with --confirmed")
     a.add_argument("channel")
     a.add_argument("email")
     a.add_argument("--name")
+    a.add_argument("--confirmed", action="store_true",
+                   help="the address already consented: active at once, no confirmation email")
+    a.add_argument("--language", choices=["fr", "en"], help="the emails' language (default: the list's)")
+    a.add_argument("--topics", help="comma-separated categories (default: every topic)")
+    a.add_argument("--frequency", choices=[f.value for f in Frequency], default=Frequency.DAILY.value)
+    a.add_argument("--weekday", type=int, choices=range(7), default=0, metavar="0-6",
+                   help="with --frequency weekly: 0 = Monday … 6 = Sunday")
     a.set_defaults(func=cmd_subscribers_add)
+    sh = ssub.add_parser("show", help="an address's status, preferences and history on every list")
+    sh.add_argument("email")
+    sh.add_argument("--channel", help="only this list")
+    sh.set_defaults(func=cmd_subscribers_show)
+    ex = ssub.add_parser("export", help="the list as CSV (every status; --active for active readers only)")
+    ex.add_argument("channel")
+    ex.add_argument("--out", help="a file (default: standard output)")
+    ex.add_argument("--active", action="store_true", help="only active subscribers")
+    ex.set_defaults(func=cmd_subscribers_export)
     r = ssub.add_parser("remove", help="unsubscribe an address")
     r.add_argument("channel")
     r.add_argument("email")
@@ -290,9 +398,12 @@ def parser() -> argparse.ArgumentParser:
     li.add_argument("channel")
     li.add_argument("--all", action="store_true", help="include unsubscribed addresses")
     li.set_defaults(func=cmd_subscribers_list)
-    im = ssub.add_parser("import", help="import a CSV with an 'email' column (and optionally 'name')")
+    im = ssub.add_parser("import", help="import a CSV with an 'email' column (and optionally 'name', or first "
+                                        "and last names); each address gets a confirmation email unless --consent")
     im.add_argument("channel")
     im.add_argument("file")
+    im.add_argument("--consent", action="store_true",
+                    help="every address in the file already consented: active at once, no confirmation email")
     im.set_defaults(func=cmd_subscribers_import)
 
     o = sub.add_parser("outbox", help="inspect and resolve messages that need an admin")
@@ -342,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = parser().parse_args(argv)
-    redact.install(logging.INFO if args.verbose or args.command == "run" else logging.WARNING)
+    redact.install(logging.INFO if args.verbose or args.command in ("run", "serve") else logging.WARNING)
     path = find_config(args.config)
     config: Config | None = None
     try:

@@ -12,6 +12,7 @@ Python.
 from __future__ import annotations
 
 import functools
+import ipaddress
 import os
 import re
 import tomllib
@@ -25,7 +26,8 @@ from sqlalchemy.exc import ArgumentError
 
 from .channels import registry
 from .errors import ConfigError
-from .settings import ChannelSettings, Duration, Model, Schedule, Site, check_id
+from .links import Links
+from .settings import ChannelSettings, Duration, Model, Schedule, Site, check_id, secret_env, secret_envs
 
 CONFIG_ENV = "TAMTAM_CONFIG"
 DEFAULT_CONFIG = "config/tamtam.toml"
@@ -63,6 +65,10 @@ class Delivery(Model):
     batch_size: int = Field(100, ge=1, le=10_000)
     # how long `run` waits, after SIGTERM, for the message in flight (longer than a transport's 30 s timeout)
     shutdown_grace: Duration = timedelta(seconds=60)
+    # how often `run` looks for messages due (retries, a paused channel's probe, a confirmation)
+    dispatch_every: Duration = timedelta(seconds=30)
+    # how long a claimed message is a worker's: one that dies leaves it to the others after this
+    lease: Duration = timedelta(minutes=5)
 
 
 class TemplateSettings(Model):
@@ -83,6 +89,106 @@ class Source(Model):
         return check_id(v)
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
+                   r"|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$")
+
+
+def _env_name(v: str) -> str:
+    if not _ENV_NAME.match(v):
+        raise ValueError(f"expected the name of an environment variable such as 'TAMTAM_WEB_SECRET', got {v!r}")
+    return v
+
+
+class Web(Model):
+    """``[web]``: the readers' door — sign-up, confirmation, unsubscribe, preferences and the
+    archive, served by ``run`` (or ``serve``) and linked from every email.
+
+    The signing secret lives in the environment variable ``secret_env`` names (or in
+    ``secret_file``); when it is rotated, the old values go in the variables
+    ``previous_secret_envs`` names, so links in emails already sent keep working."""
+
+    enabled: bool = True  # False: `run` does not serve (another process runs `serve`)
+    bind: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str  # where readers reach it, e.g. "https://lettre.example.com" (behind your proxy)
+    # the signing secret: an environment variable (production), or a file Tamtam creates
+    # with a random secret the first time (readable by this user only; the demo uses one)
+    secret_env: str | None = secret_env()
+    secret_file: str | None = None
+    previous_secret_envs: list[str] = []
+    cors_origins: list[str] = []  # sites whose own forms post to the JSON endpoint
+    signup_limit: int = Field(5, ge=1, le=10_000)  # sign-ups from one address (IP) …
+    signup_window: Duration = timedelta(hours=1)  # … within this window
+    confirm_ttl: Duration = timedelta(days=7)  # how long a confirmation link works
+    topics: list[str] = []  # the topics readers choose from (empty: the site's most common categories)
+    # serve HTTPS itself (PEM files, relative to the project folder) instead of behind a proxy
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, v: str) -> str:
+        m = re.match(r"^(https?)://([^/?#\s]+)(/[^?#\s]*)?$", v)
+        if not m or not _HOST.match(m.group(2)):
+            raise ValueError(f"expected an http(s) address without query or fragment, such as "
+                             f"'https://lettre.example.com' or 'https://example.com/lettre', got {v!r}")
+        if "{" in v or "}" in v:
+            raise ValueError(f"{v!r} has a placeholder; public_url is fixed (Tamtam adds each link's path itself)")
+        return v.rstrip("/")
+
+    @field_validator("bind")
+    @classmethod
+    def _bind(cls, v: str) -> str:
+        try:
+            return str(ipaddress.ip_address(v.strip("[]")))
+        except ValueError:
+            pass
+        if not re.match(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$", v):
+            raise ValueError(f"expected an address to listen on such as '127.0.0.1', '0.0.0.0' or '::1', got {v!r}")
+        return v
+
+    @field_validator("secret_env")
+    @classmethod
+    def _secret_env(cls, v: str | None) -> str | None:
+        return v if v is None else _env_name(v)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "Web":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both 'tls_cert' and 'tls_key' (PEM files), or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> "Web":
+        if (self.secret_env is None) == (self.secret_file is None):
+            raise ValueError("give exactly one of 'secret_env' (the environment variable holding the signing "
+                             "secret, e.g. \"TAMTAM_WEB_SECRET\") or 'secret_file' (a file Tamtam creates)")
+        return self
+
+    @field_validator("previous_secret_envs")
+    @classmethod
+    def _previous(cls, v: list[str]) -> list[str]:
+        return [_env_name(name) for name in v]
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
+        for origin in v:
+            m = re.match(r"^https?://([^/?#\s]+)$", origin)
+            if not m or not _HOST.match(m.group(1)):
+                raise ValueError(f"expected an origin such as 'https://www.example.com' (scheme and host, no path), "
+                                 f"got {origin!r}")
+        return [o.lower() for o in v]
+
+    @field_validator("topics")
+    @classmethod
+    def _topics(cls, v: list[str]) -> list[str]:
+        if any(not t.strip() or "\n" in t for t in v):
+            raise ValueError("each topic is a category name on one line")
+        return v
+
+
 class Config(Model):
     """The whole file. Use :func:`parse_config`/:func:`load_config`: they validate
     ``channels`` against the registered kinds (this base class only knows the common part)."""
@@ -91,6 +197,7 @@ class Config(Model):
     storage: Storage = Storage()
     delivery: Delivery = Delivery()
     templates: TemplateSettings = TemplateSettings()
+    web: Web | None = None
     sources: list[Source] = []
     channels: list[ChannelSettings] = []
     path: str | None = None  # where the file was loaded from, for messages
@@ -121,6 +228,12 @@ class Config(Model):
     @property
     def templates_folder(self) -> str | None:
         return self.templates.folder
+
+    @functools.cached_property
+    def links(self) -> Links | None:
+        """The readers' links (signed with the ``[web]`` secret), or None without ``[web]``.
+        Raises ConfigError when the secret's variable is not set."""
+        return Links.from_settings(self.web, self.resolve) if self.web is not None else None
 
     @property
     def database_url(self) -> str:
@@ -245,6 +358,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 def required_secrets(config: Config) -> list[tuple[str, str]]:
     """(environment variable, what needs it) for every secret the config names."""
-    return [(env, f"channels[{ch.id}].transport.{field}")
-            for ch in config.channels for field, env in ch.transport.secret_envs()]
+    found = [(env, f"channels[{ch.id}].{field}") for ch in config.channels for field, env in secret_envs(ch)]
+    if config.web is not None:
+        if config.web.secret_env:
+            found.append((config.web.secret_env, "web.secret_env"))
+        found += [(env, f"web.previous_secret_envs[{i}]") for i, env in enumerate(config.web.previous_secret_envs)]
+    return found
 

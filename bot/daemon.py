@@ -27,7 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from .app import App
 from .channels.base import KindJob
 from .errors import TamtamError
-from .scheduler import DISPATCH_EVERY, plan, scheduler_kwargs, streams
+from .scheduler import plan, scheduler_kwargs, streams
 
 log = logging.getLogger("tamtam")
 
@@ -121,6 +121,7 @@ class Daemon:
 
     async def _serve(self, ready: asyncio.Event | None) -> None:
         app = self.app
+        web = await self._start_web()  # first: a port in use or a missing secret stops `run` before any job
         scheduler = AsyncIOScheduler(**scheduler_kwargs(app.config))
         scheduler.start(paused=True)
         now = app.clock()
@@ -137,14 +138,32 @@ class Daemon:
             for job in app.channels.kind(channel).jobs(channel):
                 scheduler.add_job(self._kind_job, "interval", seconds=job.every.total_seconds(),
                                   args=(channel.id, job), id=f"{job.name}:{channel.id}", next_run_time=now)
-        scheduler.add_job(self._dispatch, "interval", seconds=DISPATCH_EVERY, id="dispatch", next_run_time=now)
+        scheduler.add_job(self._dispatch, "interval", seconds=app.config.delivery.dispatch_every.total_seconds(),
+                          id="dispatch", next_run_time=now)
         scheduler.resume()
         log.info("tamtam running: %d source(s), %d channel(s); stop with Ctrl-C or SIGTERM",
                  len(app.config.sources), len(app.config.channels))
         if ready is not None:
             ready.set()
         await self.stop.wait()
+        if web is not None:  # no new sign-up or unsubscribe once stopping; those in progress finish
+            await web.stop()
         await self._shutdown(scheduler)
+
+    async def _start_web(self) -> Any:
+        """The readers' pages (``[web]``), served in this event loop; None when not configured."""
+        config = self.app.config
+        if config.web is None or not config.web.enabled:
+            return None
+        # Starlette and uvicorn load only when this daemon serves the readers' pages.
+        from .web import WebApp
+        from .web.server import WebServer
+
+        pages = WebApp(config, store=self.app.store, channels=self.app.channels, clock=self.app.clock,
+                       on_queued=lambda channel_id: asyncio.ensure_future(self._dispatch()))
+        server = WebServer(pages, config)
+        await server.start()
+        return server
 
     async def _shutdown(self, scheduler: AsyncIOScheduler) -> None:
         app = self.app

@@ -23,12 +23,12 @@ BOT = ROOT / "bot"
 #: Lowest first. A module may import from its own layer or any layer below, never above.
 LAYERS: list[tuple[str, ...]] = [
     ("bot", "bot.errors", "bot.models", "bot.redact"),
-    ("bot.settings", "bot.text", "bot.render", "bot.store", "bot.net", "bot.limits"),
+    ("bot.settings", "bot.text", "bot.render", "bot.store", "bot.net", "bot.limits", "bot.links"),
     ("bot.channels",),  # every kind's folder and base.py; the registry is the next layer
     ("bot.channels.registry",),
     ("bot.config", "bot.ingest", "bot.editions"),
-    ("bot.publish", "bot.dispatch", "bot.subscribers", "bot.check"),
-    ("bot.report", "bot.app", "bot.scheduler"),
+    ("bot.publish", "bot.dispatch", "bot.subscribers", "bot.check", "bot.testsend"),
+    ("bot.report", "bot.app", "bot.scheduler", "bot.web"),
     ("bot.daemon",),
     ("bot.cli",),
 ]

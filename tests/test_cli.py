@@ -34,7 +34,8 @@ def demo(tmp_path) -> Path:
 
 def test_demo_twice_sends_everything_once(demo):
     folder = demo.parent.parent
-    r = tamtam("--config", str(demo), "subscribers", "import", "newsletter", str(folder / "config/demo/subscribers.csv"))
+    r = tamtam("--config", str(demo), "subscribers", "import", "--consent", "newsletter",
+               str(folder / "config/demo/subscribers.csv"))
     assert r.returncode == 0, r.stderr
     assert "3 added" in r.stdout
     first = tamtam("--config", str(demo), "once")
@@ -97,7 +98,8 @@ def test_check_rejects_a_broken_template(demo):
 
 def test_preview_writes_files_and_records_nothing(demo):
     folder = demo.parent.parent
-    tamtam("--config", str(demo), "subscribers", "add", "newsletter", "fatou@example.org", "--name", "Fatou")
+    tamtam("--config", str(demo), "subscribers", "add", "newsletter", "fatou@example.org", "--name", "Fatou",
+           "--confirmed")
     r = tamtam("--config", str(demo), "preview", "newsletter")
     # nothing polled yet: the sample articles stand in
     assert r.returncode == 0, r.stderr
@@ -115,7 +117,7 @@ def test_subscribers_import_keeps_good_rows_and_reports_bad(demo, tmp_path):
     csv = tmp_path / "abonnes.csv"
     csv.write_text("Email;Name\nawa@example.org;Awa Diarra\npas-une-adresse;X\n\nibrahim@@example.org;I\n"
                    "seydou@example.org;\n", encoding="utf-8")
-    r = tamtam("--config", str(demo), "subscribers", "import", "newsletter", str(csv))
+    r = tamtam("--config", str(demo), "subscribers", "import", "--consent", "newsletter", str(csv))
     assert r.returncode == 1
     assert "2 added" in r.stdout and "2 rejected" in r.stdout
     assert "line 3" in r.stderr and "pas-une-adresse" in r.stderr and "ibrahim@@example.org" in r.stderr
@@ -166,7 +168,7 @@ def test_import_reads_french_headers_and_survives_a_monster_field(demo, tmp_path
     csv = tmp_path / "abonnes.csv"
     csv.write_text("Courriel,Nom\nawa@example.org,Awa Diarra\nbad@example.org," + "x" * 200_000 + "\n",
                    encoding="utf-8")
-    r = tamtam("--config", str(demo), "subscribers", "import", "newsletter", str(csv))
+    r = tamtam("--config", str(demo), "subscribers", "import", "--consent", "newsletter", str(csv))
     assert "Traceback" not in r.stderr and r.returncode == 1
     assert "1 added" in r.stdout and "unreadable" in r.stderr
     assert "awa@example.org\tAwa Diarra" in tamtam("--config", str(demo), "subscribers", "list", "newsletter").stdout
@@ -206,7 +208,8 @@ def test_a_storage_folder_that_cannot_be_created_is_a_plain_error(demo):
 
 def test_the_database_and_outputs_are_private(demo):
     folder = demo.parent.parent
-    assert tamtam("--config", str(demo), "subscribers", "add", "newsletter", "awa@example.org").returncode == 0
+    assert tamtam("--config", str(demo), "subscribers", "add", "newsletter", "awa@example.org",
+                  "--confirmed").returncode == 0
     assert tamtam("--config", str(demo), "once").returncode == 0
     db = folder / "var" / "demo.db"
     assert db.stat().st_mode & 0o077 == 0 and (folder / "var").stat().st_mode & 0o077 == 0
@@ -260,3 +263,78 @@ def test_outbox_retry_takes_a_channel_a_status_and_a_time_range(demo):
     assert by_status == {("x", Status.PENDING), ("telegram-fil", Status.FAILED)}
     future = tamtam("--config", str(demo), "outbox", "retry", "--until", "2020-01-01")
     assert future.returncode == 1 and "0 message(s)" in future.stdout
+
+
+def test_add_without_consent_is_pending_and_queues_a_confirmation(demo):
+    from bot.config import load_config
+    from bot.store import Store
+
+    r = tamtam("--config", str(demo), "subscribers", "add", "newsletter", "Awa@Example.org", "--name", "Awa",
+               "--frequency", "weekly", "--weekday", "4", "--topics", "Sport, Culture")
+    assert r.returncode == 0 and "pending" in r.stdout and "confirmation email is queued" in r.stdout, r.stderr
+    store = Store(load_config(demo).database_url)
+    try:
+        [row] = store.outbox.list(None)
+        assert row.edition_id is None and "/newsletter/confirm/" in row.payload["body"]["text"]
+        sub = store.subscribers.find("newsletter", "awa@example.org")
+        assert (sub.status, sub.frequency, sub.weekly_day, sub.topics) == ("pending", "weekly", 4, ("Sport", "Culture"))
+    finally:
+        store.close()
+    shown = tamtam("--config", str(demo), "subscribers", "show", "awa@example.org")
+    assert shown.returncode == 0 and "pending" in shown.stdout and "topics: Sport, Culture" in shown.stdout
+    assert "signed-up (admin)" in shown.stdout
+    assert tamtam("--config", str(demo), "subscribers", "show", "nobody@example.org").returncode == 1
+
+
+def test_add_without_consent_needs_the_web_table(demo):
+    text = demo.read_text(encoding="utf-8")
+    demo.write_text(text[:text.index("[web]")] + text[text.index("[[sources]]"):], encoding="utf-8")
+    r = tamtam("--config", str(demo), "subscribers", "add", "newsletter", "awa@example.org")
+    assert r.returncode == 2 and "[web]" in r.stderr and "--confirmed" in r.stderr
+    assert "awa@example.org" not in tamtam("--config", str(demo), "subscribers", "list", "newsletter", "--all").stdout
+
+
+def test_import_excel_csv_with_consent_then_export(demo, tmp_path):
+    csv_file = tmp_path / "export-excel.csv"
+    csv_file.write_bytes("E-mail;Prénom;Nom\r\nawa@example.org;Awa;Traoré\r\nfatou@example.org;Fatou;Diallo;Bâ\r\n"
+                         "pas-une-adresse;X;Y\r\n".encode("cp1252"))
+    r = tamtam("--config", str(demo), "subscribers", "import", "--consent", "newsletter", str(csv_file))
+    assert r.returncode == 1 and "2 added" in r.stdout and "1 rejected" in r.stdout, r.stdout + r.stderr
+    assert "Windows-1252" in r.stderr and "line 3" in r.stderr and "line 4" in r.stderr
+    out = tmp_path / "out.csv"
+    e = tamtam("--config", str(demo), "subscribers", "export", "newsletter", "--out", str(out))
+    assert e.returncode == 0 and "2 subscriber(s) exported" in e.stderr
+    exported = out.read_text(encoding="utf-8")
+    assert "awa@example.org,Awa Traoré,active" in exported and "Fatou Diallo;Bâ" in exported
+    assert out.stat().st_mode & 0o077 == 0
+    assert "awa@example.org" in tamtam("--config", str(demo), "subscribers", "export", "newsletter").stdout
+
+
+def test_import_without_consent_sends_each_a_confirmation(demo, tmp_path):
+    csv_file = tmp_path / "a.csv"
+    csv_file.write_text("email\nawa@example.org\nfatou@example.org\n", encoding="utf-8")
+    r = tamtam("--config", str(demo), "subscribers", "import", "newsletter", str(csv_file))
+    assert r.returncode == 0 and "0 added, 2 pending" in r.stdout, r.stdout + r.stderr
+    once = tamtam("--config", str(demo), "once")
+    assert once.returncode == 0, once.stdout + once.stderr
+    emls = sorted((demo.parent.parent / "var" / "out" / "newsletter").glob("*.eml"))
+    assert len(emls) == 2  # the two confirmations, and no digest: nobody is active yet
+    msg = message_from_bytes(emls[0].read_bytes(), policy=policy.default)
+    assert "Confirmez votre abonnement" in str(msg["Subject"])
+
+
+def test_test_send_delivers_the_next_edition_and_records_nothing(demo):
+    from bot.config import load_config
+    from bot.store import Store
+
+    r = tamtam("--config", str(demo), "test-send", "newsletter", "editeur@example.org")
+    assert r.returncode == 0 and "sent to editeur@example.org" in r.stdout and "nothing recorded" in r.stdout, r.stderr
+    [eml] = (demo.parent.parent / "var" / "out" / "newsletter").glob("*.eml")
+    assert message_from_bytes(eml.read_bytes(), policy=policy.default)["To"] == "editeur@example.org"
+    store = Store(load_config(demo).database_url)
+    try:
+        assert list(store.outbox.list(None)) == [] and store.subscribers.counts("newsletter") == {}
+    finally:
+        store.close()
+    once = tamtam("--config", str(demo), "once")  # the articles are still waiting for the real edition
+    assert "channel newsletter: edition" in once.stdout

@@ -138,6 +138,18 @@ class Subscribers:
                 t.subscribers.c.channel_id == channel_id, t.subscribers.c.email_key == email_key(email))).scalar()
         return status == SubscriberStatus.ACTIVE
 
+    def active_among(self, channel_id: str, emails: Iterable[str]) -> set[str]:
+        """The keys (lower case) of those ``emails`` that are active subscribers of the channel:
+        one query for a batch of messages about to be sent."""
+        keys = sorted({email_key(e) for e in emails})
+        found: set[str] = set()
+        with self.db.connect() as conn:
+            for i in range(0, len(keys), 500):
+                found.update(conn.execute(select(t.subscribers.c.email_key).where(
+                    t.subscribers.c.channel_id == channel_id, t.subscribers.c.email_key.in_(keys[i:i + 500]),
+                    t.subscribers.c.status == SubscriberStatus.ACTIVE.value)).scalars())
+        return found
+
     def iter(self, channel_id: str, *, active_only: bool = True, conn: Connection | None = None,
              chunk: int = 1000, frequency: Frequency | str | None = None,
              weekly_day: int | None = None) -> Iterator[Subscriber]:
@@ -282,6 +294,28 @@ class Subscribers:
             self._status(conn, sub.id, SubscriberStatus.UNSUBSCRIBED, now, source)
             self._event(conn, sub.id, now, "unsubscribed", source, detail)
             return True
+
+    def unsubscribe_many(self, channel_id: str, subscriber_ids: Iterable[int], *, now: datetime,
+                         source: Source) -> set[int]:
+        """:meth:`unsubscribe` for many readers of one list in one transaction (the web
+        service groups the one-click POSTs that arrive together: one commit for all of them).
+        Returns the ids it unsubscribed; the others were suppressed already or are not on
+        ``channel_id``'s list."""
+        ids = sorted(set(subscriber_ids))
+        if not ids:
+            return set()
+        with self.db.begin() as conn:
+            done = {r[0] for r in conn.execute(
+                update(t.subscribers)
+                .where(t.subscribers.c.id.in_(ids), t.subscribers.c.channel_id == channel_id,
+                       t.subscribers.c.status.not_in([s.value for s in SUPPRESSED]))
+                .values(status=SubscriberStatus.UNSUBSCRIBED.value, status_changed_at=now, status_source=str(source))
+                .returning(t.subscribers.c.id))}
+            if done:
+                conn.execute(t.subscriber_events.insert(), [
+                    dict(subscriber_id=i, at=now, kind="unsubscribed", source=str(source), detail=None)
+                    for i in sorted(done)])
+        return done
 
     def remove(self, channel_id: str, email: str, *, now: datetime, source: Source = Source.ADMIN) -> bool:
         """An admin unsubscribes an address (kept, suppressed, for the record)."""
