@@ -15,6 +15,8 @@ to retry.
           │                   limiting everyone (connect refused, TLS, 421, 5xx, 429): it says nothing
           │                   about this message, so the channel pauses and the message keeps its attempts
           ├── PermanentError  will never succeed as it is (bad address, refused content, auth)
+          │    └── RecipientRefused  the receiving server refused the recipient's address itself
+          │                   (SMTP 5.1.1 at RCPT): a bounce at send time, for the subscriber list
           ├── UncertainDelivery  the request left but no answer came (read timeout): it may have been delivered
           └── AlreadyDelivered  the service says it already has this message (X duplicate): counts as sent
 
@@ -87,6 +89,20 @@ class ServiceUnavailable(TransientError):
 
 class PermanentError(DeliveryError):
     """The message will never be accepted as it is; retrying cannot help."""
+
+
+class RecipientRefused(PermanentError):
+    """The receiving server refused this recipient's address for good: the address bounced
+    at send time. ``hard`` (no such mailbox, disabled, no mail server for the domain)
+    suppresses it at once; otherwise (a full mailbox refused with 5.2.2) it counts as a
+    soft bounce. A refusal that says nothing against the address (policy, spam, our own
+    sender) is a plain PermanentError, never this."""
+
+    def __init__(self, message: str, address: str, *, hard: bool = True, status: str | None = None):
+        self.address = address
+        self.hard = hard
+        self.status = status
+        super().__init__(message)
 
 
 class UncertainDelivery(DeliveryError):

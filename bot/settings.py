@@ -158,6 +158,20 @@ def secret_env(default: str | None = None, **kwargs: Any) -> Any:
     return Field(default, json_schema_extra={_SECRET: True}, **kwargs)
 
 
+def secret_envs(model: BaseModel, prefix: str = "") -> list[tuple[str, str]]:
+    """(dotted field, environment variable) for every :func:`secret_env` field set in
+    ``model`` and the models inside it (a channel's transport, its bounce webhooks …)."""
+    out: list[tuple[str, str]] = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        extra = info.json_schema_extra
+        if isinstance(extra, dict) and extra.get(_SECRET) and value:
+            out.append((prefix + name, value))
+        elif isinstance(value, BaseModel):
+            out.extend(secret_envs(value, f"{prefix}{name}."))
+    return out
+
+
 class TransportSettings(Model):
     """The base of every transport table (``[channels.transport]``). ``type`` picks the transport."""
 
@@ -165,14 +179,7 @@ class TransportSettings(Model):
 
     def secret_envs(self) -> list[tuple[str, str]]:
         """(field, environment variable) for every secret this transport reads."""
-        out = []
-        for name, info in type(self).model_fields.items():
-            extra = info.json_schema_extra
-            if isinstance(extra, dict) and extra.get(_SECRET):
-                value = getattr(self, name)
-                if value:
-                    out.append((name, value))
-        return out
+        return secret_envs(self)
 
 
 class ChannelSettings(Model):
