@@ -49,9 +49,11 @@ def test_digest_one_row_per_subscriber_shared_part_stored_once(tmp_path, store, 
     assert [r.key for r in rows] == [f"news:e{result.edition_id}:awa@example.org",
                                      f"news:e{result.edition_id}:ali@example.org"]
     assert list(shared) == ["digest"]
-    assert "Titre « 0 » &amp; co" in shared["digest"]["html"]
-    for r in rows:  # per recipient: only the envelope, never the article list
-        assert "Titre" not in r.payload["envelope"]["html_head"] + r.payload["envelope"]["html_tail"]
+    # French typography binds « » to their words with no-break spaces
+    assert "Titre «&nbsp;0&nbsp;» &amp; co" in shared["digest"]["html"]
+    for r in rows:  # per recipient: only the envelope (the subject is in its <title>), never the article list
+        envelope = r.payload["envelope"]["html_head"] + r.payload["envelope"]["html_tail"]
+        assert "Titre «&nbsp;1" not in envelope and "Titre «&nbsp;2" not in envelope
         assert r.payload["headers"]["List-Unsubscribe"].startswith("<https://echo.example/desabonnement?jeton=")
         assert "List-Unsubscribe-Post" in r.payload["headers"]
 
@@ -117,7 +119,7 @@ def test_preview_renders_waiting_articles_and_records_nothing(tmp_path, store, d
     assert [a.guid for a in result.edition.articles] == ["g0", "g1"]
     files = {f.suffix: f.text for f in result.files}
     assert list(files) == [".html", ".txt"]
-    assert "Titre « 1 » &amp; co" in files[".html"] and "Titre « 1 » & co" in files[".txt"]
+    assert "Titre «&nbsp;1&nbsp;» &amp; co" in files[".html"] and "Titre «\u00a01\u00a0» & co" in files[".txt"]
     assert "Awa" in files[".html"]  # the first subscriber's envelope
     assert count(store, t.editions) == 0 and count(store, t.outbox) == 0 and count(store, t.channels) == 0
     written = result.write(cfg.channels[0], tmp_path / "preview")

@@ -6,8 +6,8 @@ service."""
 
 from .fit import ELLIPSIS, SQUEEZE, cut_to, excerpt, last_resort_title, said_fallback, shrink
 from .links import TRACKING_PARAMS, TRACKING_PREFIXES, is_tracking, link
-from .typography import NBSP, NNBSP, french, french_html, sentence_spacing, typography
+from .typography import NBSP, NNBSP, french, french_html, sentence_spacing, typeset, typography
 
 __all__ = ["ELLIPSIS", "NBSP", "NNBSP", "SQUEEZE", "TRACKING_PARAMS", "TRACKING_PREFIXES", "cut_to", "excerpt",
            "french", "french_html", "is_tracking", "last_resort_title", "link", "said_fallback",
-           "sentence_spacing", "shrink", "typography"]
+           "sentence_spacing", "shrink", "typeset", "typography"]

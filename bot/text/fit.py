@@ -43,32 +43,72 @@ def _sentence_cut(flat: str, room: int, ellipsis: str) -> str | None:
     stop before points de suspension), « Vraiment ? » becomes « Vraiment ?… ». None if no
     sentence ends early enough to keep :data:`SENTENCE_SHARE` of the room."""
     length = room + len(ellipsis)
-    best: str | None = None
+    best: tuple[int, str] | None = None  # (where the kept text ends, what follows it)
     for m in _SENTENCE_END.finditer(flat):
         if m.start() >= length:
             break
-        after = flat[m.end():m.end() + 1]
-        if not after.isspace():
+        if not flat[m.end():m.end() + 1].isspace():
             continue
-        following = flat[m.end():].lstrip(_OPENERS)[:1]
         mark = m.group(0)
-        head = flat[:m.start()]
         if mark == ".":
-            word = _WORD_BEFORE.search(head)
+            word = _WORD_BEFORE.search(flat, max(0, m.start() - 12), m.start())
             if word and word.group(1).lower() in _ABBREVIATIONS:
                 continue
+            following = flat[m.end():m.end() + 12].lstrip(_OPENERS)[:1]
             if not (following.isupper() or following.isdigit()):
                 continue  # « 3 p. ex. », a domain-less « etc. » mid-sentence
-            cut = head + ellipsis
+            end, tail = m.start(), ellipsis
         elif mark == ellipsis:
-            cut = head + mark
+            end, tail = m.end(), ""
         else:
-            cut = head + mark + ellipsis
-        if len(cut) <= length:
-            best = cut
-    if best is None or len(best) < SENTENCE_SHARE * length:
+            end, tail = m.end(), ellipsis
+        if end + len(tail) <= length:
+            best = (end, tail)
+    if best is None or best[0] + len(best[1]) < SENTENCE_SHARE * length:
         return None
-    return best
+    return flat[:best[0]] + best[1]
+
+
+def _closing_quote(head: str) -> str:
+    """What closes a « guillemet » left open by a cut, spaced as it was opened; "" if none is."""
+    if head.count("«") <= head.count("»"):
+        return ""
+    after = head[head.rfind("«") + 1:head.rfind("«") + 2]
+    return (after + "»") if after in ("\u00a0", "\u202f", " ") else "»"
+
+
+def _cut(flat: str, room: int, ellipsis: str) -> str:
+    sentence = _sentence_cut(flat, room, ellipsis)
+    if sentence is not None:
+        return sentence
+    cut = flat[: room + 1]
+    space = cut.rfind(" ")
+    head = cut[:space] if space > 0 else flat[:room]
+    while True:  # « par M. » or « selon Mme » cut off from the name they introduce say nothing
+        last = _LAST_WORD.search(head)
+        if not last or not _introduces_a_name(last.group(1)) or last.start() == 0:
+            break
+        head = head[:last.start()]
+    head = head.rstrip(" ,;:.!?-–—«(\u00a0\u202f")
+    return (head + ellipsis) if head else ""
+
+
+_LAST_WORD = re.compile(r"\s(\S+)$")
+
+
+def _introduces_a_name(word: str) -> bool:
+    """An initial (« M. », « J.-P. ») or a title (« Mme », « Dr. ») that a name must follow."""
+    bare = word.rstrip(".")
+    if len(bare) == 1 and bare.isupper():
+        return True
+    if re.fullmatch(r"(?:[^\W\d_]\.-?)+[^\W\d_]?\.?", word) and word[0].isupper():
+        return True
+    return bare.lower() in _TITLES
+
+
+#: Words that stand before a name.
+_TITLES = frozenset({"m", "mm", "mme", "mmes", "mlle", "dr", "pr", "me", "mgr", "gal", "gén", "col", "cdt",
+                     "lt", "sgt", "mr", "mrs", "ms", "prof", "st", "ste"})
 
 
 def excerpt(text: str | None, length: int = 200, ellipsis: str = ELLIPSIS) -> str:
@@ -76,8 +116,9 @@ def excerpt(text: str | None, length: int = 200, ellipsis: str = ELLIPSIS) -> st
 
     The cut falls after the last whole sentence when that keeps at least 60 % of
     ``length``, else after the last whole word; never inside a word, except for a single
-    word longer than ``length`` (better than showing nothing). Whitespace is collapsed
-    first (feeds are full of stray newlines); French no-break spaces are kept.
+    word longer than ``length`` (better than showing nothing). A « guillemet » the cut
+    leaves open is closed after the ellipsis (« « la saison des… » »). Whitespace is
+    collapsed first (feeds are full of stray newlines); French no-break spaces are kept.
     """
     if not text:
         return ""
@@ -87,14 +128,13 @@ def excerpt(text: str | None, length: int = 200, ellipsis: str = ELLIPSIS) -> st
     if length <= len(ellipsis):
         return ""
     room = length - len(ellipsis)
-    sentence = _sentence_cut(flat, room, ellipsis)
-    if sentence is not None:
-        return sentence
-    cut = flat[: room + 1]
-    space = cut.rfind(" ")
-    head = cut[:space] if space > 0 else flat[:room]
-    head = head.rstrip(" ,;:.!?-–—«(\u00a0\u202f")
-    return (head + ellipsis) if head else ""
+    out = _cut(flat, room, ellipsis)
+    close = _closing_quote(out)
+    if close:
+        shorter = _cut(flat, room - len(close), ellipsis) if room > len(close) else ""
+        close = _closing_quote(shorter)
+        out = shorter + close if shorter else out
+    return out
 
 
 def cut_to(text: str, limit: int, measure: Callable[[str], int]) -> str:

@@ -54,8 +54,37 @@ class EmailBody:
     html: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
+class _Policy(email.policy.EmailPolicy):
+    """SMTP framing (CRLF, 78-column folding) with 7-bit bodies — except that a header made
+    of ``<…>`` addresses (List-Unsubscribe, List-Id …) is written as it is, folded only
+    between its entries: the email package would otherwise turn a long URL into RFC 2047
+    encoded words, which no mail client reads as a link."""
+
+    def _fold_as_is(self, name: str, value: str) -> str | None:
+        flat = str(value)
+        if "\r" in flat or "\n" in flat or not flat.isascii() or "<" not in flat or len(flat) + len(name) + 2 > 998:
+            return None
+        return f"{name}: " + f",{self.linesep} ".join(part.strip() for part in flat.split(",")) + self.linesep
+
+    def fold(self, name: str, value: str) -> str:
+        if name.lower() in _AS_IS:
+            folded = self._fold_as_is(name, value)
+            if folded is not None:
+                return folded
+        return super().fold(name, value)
+
+    def fold_binary(self, name: str, value: str) -> bytes:
+        if name.lower() in _AS_IS:
+            folded = self._fold_as_is(name, value)
+            if folded is not None:
+                return folded.encode("ascii")
+        return super().fold_binary(name, value)
+
+
+_AS_IS = frozenset({"list-unsubscribe", "list-archive", "list-help", "list-subscribe", "list-post"})
+
 #: SMTP framing (CRLF, 78-column folding) but 7-bit bodies: see the module docstring.
-POLICY = email.policy.SMTP.clone(cte_type="7bit")
+POLICY = _Policy(linesep="\r\n", cte_type="7bit")
 
 #: Headers build_email owns; ``Message.headers`` may not override them.
 _RESERVED = frozenset(

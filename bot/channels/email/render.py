@@ -5,23 +5,31 @@ rendered and CSS-inlined once per edition and stored once; only a small
 :class:`EmailEnvelope` (greeting, unsubscribe link) is made per recipient. The envelope is
 the layout template rendered with a unique marker in place of the body, then cut in two
 at the marker; :func:`assemble` glues the pieces back at send time.
+
+Before the digest is rendered, the feed's own text is made ready for an inbox, once per
+edition (:meth:`EmailRenderer.prepare`): French typography on titles, summaries, authors,
+categories and alt texts for a French channel, a space put back after a sentence a CMS glued
+to the next, and article links without the feed's tracking parameters, with the channel's
+``campaign`` parameters instead. Templates then show the fields as they are.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote
 
 import css_inline
+from jinja2 import pass_context
+from jinja2.runtime import Context
 from markupsafe import Markup
 
 from ...errors import TemplateError
 from ...models import Edition
 from ...render import Templates
-from ...text import SQUEEZE
+from ...text import SQUEEZE, french_html, link, typeset, typography
 from .settings import EmailChannelSettings
 
 ROLES = {
@@ -31,6 +39,7 @@ ROLES = {
     "layout_html": "email/layout.html",
     "layout_text": "email/layout.txt",
     "css": "email/style.css",
+    "preheader": "email/preheader.txt",
 }
 
 # A start tag as an html5ever serializer writes it (css_inline, nh3): every attribute value
@@ -46,6 +55,9 @@ class Recipient:
     email: str
     name: str | None = None
     unsubscribe_url: str | None = None
+    # with [web]: the reader's signed preferences page, and the edition in the web archive
+    preferences_url: str | None = None
+    archive_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +67,8 @@ class EmailDigest:
     subject: str
     html: str
     text: str
+    # the hidden line inbox lists show after the subject; the layout puts it first in <body>
+    preheader: str = ""
 
 
 @dataclass(frozen=True)
@@ -76,11 +90,46 @@ def assemble(digest: EmailDigest, envelope: EmailEnvelope) -> tuple[str, str, st
     )
 
 
+def _fill(template: str, token: str, email: str) -> str:
+    return template.replace("{token}", quote(token, safe="")).replace("{email}", quote(email, safe="@"))
+
+
 def unsubscribe_url(channel: EmailChannelSettings, token: str, email: str) -> str | None:
     """The channel's ``unsubscribe_url`` with ``{token}`` and ``{email}`` filled in."""
     if not channel.unsubscribe_url:
         return None
-    return channel.unsubscribe_url.replace("{token}", quote(token, safe="")).replace("{email}", quote(email, safe="@"))
+    return _fill(channel.unsubscribe_url, token, email)
+
+
+def unsubscribe_mailto(channel: EmailChannelSettings, token: str, email: str) -> str | None:
+    """The channel's ``unsubscribe_mailto`` as a mailto: URL for one reader. Without a
+    ``{token}`` of its own, the subject carries the token, so the mailbox knows who leaves."""
+    if not channel.unsubscribe_mailto:
+        return None
+    value = channel.unsubscribe_mailto
+    if not value.lower().startswith("mailto:"):
+        value = "mailto:" + value
+    if "{token}" not in value:
+        value += ("&" if "?" in value else "?") + "subject=unsubscribe%20{token}"
+    return _fill(value, token, email)
+
+
+def campaign_for(channel: EmailChannelSettings, edition: Edition) -> dict[str, str]:
+    """The channel's ``campaign`` parameters with ``{channel}`` and ``{date}`` filled in."""
+    date = edition.created_at.date().isoformat()
+    return {k: v.replace("{channel}", channel.id).replace("{date}", date) for k, v in channel.campaign.items()}
+
+
+@pass_context
+def typo(ctx: Context, value: Any) -> str:
+    """The ``typo`` filter: the channel's typography on any text a template shows (the
+    articles' own fields are already done). On Markup, only the text between tags changes."""
+    if value is None:
+        return ""
+    language = ctx.get("lang")
+    if isinstance(value, Markup):
+        return Markup(french_html(str(value))) if language == "fr" else value
+    return typography(str(value), language)
 
 
 def _escape_attribute_brackets(html: str) -> str:
@@ -112,14 +161,24 @@ class EmailRenderer:
                                                           self.templates.base_context(channel))
         return self._css[channel.id]
 
+    def prepare(self, channel: EmailChannelSettings, edition: Edition) -> Edition:
+        """``edition`` with its articles' text and links as an inbox should show them (see
+        the module docstring). Done once per edition, never per recipient."""
+        language = channel.language or self.templates.site.language
+        campaign = campaign_for(channel, edition)
+        return replace(edition, articles=tuple(replace(typeset(a, language), url=link(a.url, campaign))
+                                               for a in edition.articles))
+
     def digest(self, channel: EmailChannelSettings, edition: Edition) -> EmailDigest:
         """Subject, inlined HTML body and text body shared by every recipient of ``edition``."""
+        edition = self.prepare(channel, edition)
         ctx = self.templates.context(channel, edition)
         subject_name = self._name(channel, "subject")
         # One line: a newline in a subject would be a header injection.
         subject = SQUEEZE.sub(" ", self.templates.render(subject_name, ctx)).strip()
         if not subject:
             raise TemplateError(subject_name, "the subject is empty")
+        preheader = SQUEEZE.sub(" ", self.templates.render(self._name(channel, "preheader"), ctx)).strip()
         html_name = self._name(channel, "html")
         body = self.templates.render(html_name, ctx)
         try:
@@ -128,13 +187,14 @@ class EmailRenderer:
         except (css_inline.InlineError, ValueError) as exc:
             raise TemplateError(html_name, f"its CSS could not be inlined: {exc}") from exc
         text = self.templates.render(self._name(channel, "text"), ctx).strip()
-        return EmailDigest(subject=subject, html=html, text=text)
+        return EmailDigest(subject=subject, html=html, text=text, preheader=preheader)
 
     def envelope(self, channel: EmailChannelSettings, digest: EmailDigest, recipient: Recipient) -> EmailEnvelope:
         """The greeting and footer around ``digest`` for one recipient."""
         ctx: dict[str, Any] = {
             **self.templates.base_context(channel),
             "subject": digest.subject,
+            "preheader": digest.preheader,
             "recipient": recipient,
             "css": Markup(self._css_for(channel)),
         }

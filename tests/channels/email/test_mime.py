@@ -8,12 +8,15 @@ import email.policy
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
+import dkim
 import pytest
 
-from bot.channels.email.mime import EmailBody, build_email, html_part, message_id_for
+from bot.channels.email.mime import EmailBody, build_email, html_part, load_dkim, message_id_for
+from bot.channels.email.settings import DkimSettings
 from bot.channels.telegram.render import TelegramPost
 from bot.errors import ConfigError, PermanentError
 from bot.models import Message
+from tests.channels.email.keys import rsa_key
 
 NOW = datetime(2024, 12, 2, 7, 30, tzinfo=timezone.utc)
 FROM = "L’Écho du Sahel <news@echo-sahel.example>"
@@ -167,3 +170,76 @@ def test_bad_sender_is_a_config_error(bad):
 def test_naive_now_is_taken_as_utc():
     msg = build_email(make_message(), from_addr=FROM, now=datetime(2024, 12, 2, 7, 30))
     assert parsedate_to_datetime(str(msg["Date"])) == NOW
+
+
+# -- the subject's no-break spaces ---------------------------------------------------------------
+
+def test_no_break_spaces_in_the_subject_reach_the_wire():
+    subject = "L’Écho du Sahel\u00a0: Budget 2027, l’Assemblée adopte la loi de finances… (+11)"
+    raw = build_email(make_message(subject=subject), from_addr=FROM, now=NOW).as_bytes()
+    assert parse(raw)["Subject"] == subject  # not "L’Écho du Sahel : …" with a plain space
+    folded = parse(build_email(make_message(subject="Un\r\n  titre\tsur\n\ndeux lignes\u202f?"), from_addr=FROM,
+                               now=NOW).as_bytes())
+    assert folded["Subject"] == "Un titre sur deux lignes\u202f?"  # line breaks and tabs only become a space
+
+
+# -- DKIM ---------------------------------------------------------------------------------------
+
+KEY = rsa_key()
+SETTINGS = DkimSettings(selector="tamtam", domain="echo-sahel.example", key_file="dkim.pem")
+
+
+def test_a_signed_message_verifies_against_the_published_key(tmp_path):
+    key = load_dkim(SETTINGS, KEY.write(tmp_path / "dkim.pem"))
+    raw = build_email(make_message(), from_addr=FROM, now=NOW, dkim=key).as_bytes()
+    assert raw.isascii() and all(len(line) <= 998 for line in raw.split(b"\r\n"))
+    assert dkim.verify(raw, dnsfunc=KEY.dns("tamtam", "echo-sahel.example"))
+    msg = parse(raw)
+    tags = dict(t.strip().split("=", 1) for t in "".join(str(msg["DKIM-Signature"]).split()).split(";") if t)
+    assert tags["d"] == "echo-sahel.example" and tags["s"] == "tamtam" and tags["c"] == "relaxed/relaxed"
+    signed = tags["h"].lower().split(":")
+    for header in ("from", "to", "subject", "date", "message-id", "list-unsubscribe", "list-id"):
+        assert header in signed
+    assert msg["Subject"] == SUBJECT and lf(html_part(msg)).rstrip("\n") == HTML  # the message itself is unchanged
+
+
+def test_a_changed_message_fails_verification(tmp_path):
+    key = load_dkim(SETTINGS, KEY.write(tmp_path / "dkim.pem"))
+    raw = build_email(make_message(), from_addr=FROM, now=NOW, dkim=key).as_bytes()
+    dns = KEY.dns("tamtam", "echo-sahel.example")
+    assert not dkim.verify(raw.replace(b"To: ami@example.org", b"To: autre@example.org"), dnsfunc=dns)
+    start = raw.index(b"\r\n\r\n", raw.index(b"Content-Transfer-Encoding:")) + 4  # a part's first byte
+    changed = raw[:start] + bytes([raw[start] ^ 1]) + raw[start + 1:]  # one letter of the text changes
+    assert parse(changed).get_body(("plain",)).get_content() != parse(raw).get_body(("plain",)).get_content()
+    assert not dkim.verify(changed, dnsfunc=dns)
+    other = rsa_key(seed=7)
+    assert not dkim.verify(raw, dnsfunc=other.dns("tamtam", "echo-sahel.example"))
+
+
+def test_an_unusable_key_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_dkim(SETTINGS, tmp_path / "absent.pem")
+    (tmp_path / "bad.pem").write_text("-----BEGIN RSA PRIVATE KEY-----\nbm9wZQ==\n-----END RSA PRIVATE KEY-----\n")
+    with pytest.raises(ConfigError, match="not an RSA private key"):
+        load_dkim(SETTINGS, tmp_path / "bad.pem")
+
+
+def test_a_long_unsubscribe_link_stays_a_link_in_the_header() -> None:
+    """The email package folds a long URL into RFC 2047 encoded words, which no mail client
+    reads as a link (found at smtp-sink by the benchmark). It is written as it is, folded
+    only between the https and the mailto entries."""
+    from datetime import datetime, timezone
+    from email import message_from_bytes, policy
+
+    from bot.channels.email.mime import EmailBody, build_email
+    from bot.models import Message
+
+    url = "https://echo-du-sahel.example/desabonnement?jeton=" + "Zx9_-" * 20
+    value = f"<{url}>, <mailto:desabonnement@echo-du-sahel.example?subject=jeton-abc>"
+    msg = Message("news:e1:a@example.org", "news", "email", "a@example.org",
+                  EmailBody("Sujet", "texte", None, {"List-Unsubscribe": value,
+                                                     "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}))
+    raw = build_email(msg, from_addr="L’Écho <lettre@echo-du-sahel.example>",
+                      now=datetime(2026, 11, 29, tzinfo=timezone.utc)).as_bytes()
+    assert f"List-Unsubscribe: <{url}>,\r\n <mailto:".encode() in raw and b"=?utf-8?" not in raw.split(b"To:")[1]
+    assert message_from_bytes(raw, policy=policy.default)["List-Unsubscribe"] == value
