@@ -38,6 +38,8 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import os
+import socket
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -52,6 +54,7 @@ from .errors import (
     ConfigError,
     DeliveryError,
     PermanentError,
+    RecipientRefused,
     ServiceUnavailable,
     TransientError,
     UncertainDelivery,
@@ -59,7 +62,8 @@ from .errors import (
 from .limits import Limiters
 from .models import Message, Receipt
 from .settings import ChannelSettings
-from .store import OutboxRow, Store
+from .store import Finished, OutboxRow, Status, Store
+from .store.subscribers import Source
 
 log = logging.getLogger(__name__)
 
@@ -166,6 +170,7 @@ class Dispatcher:
         # The circuit breaker: channel → (paused until, service failures in a row).
         self._paused: dict[str, tuple[datetime, int]] = {}
         self.limiters = Limiters()  # process-wide: channels sharing an account share its quota
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"  # whose lease a claimed row is under
         self._stopping = False
         self._base, self._cap = config.delivery.backoff_base, config.delivery.backoff_max
 
@@ -196,8 +201,12 @@ class Dispatcher:
         return self._paused.get(channel_id, (datetime.min.replace(tzinfo=timezone.utc), 0))[0]
 
     def _pause(self, channel: ChannelSettings, exc: BaseException) -> datetime:
-        """Open the circuit: the service failed for everyone. Returns when to probe again."""
-        failures = self._paused.get(channel.id, (None, 0))[1] + 1
+        """Open the circuit: the service failed for everyone. Returns when to probe again.
+        Messages that were in flight together when it failed pause it once, not once each."""
+        current, failures = self._paused.get(channel.id, (None, 0))
+        if current is not None and current > self.clock():
+            return current
+        failures += 1
         delay = backoff(failures, self._base, self.config.delivery.pause_max)
         retry_after = getattr(exc, "retry_after", None)
         if retry_after:
@@ -218,34 +227,106 @@ class Dispatcher:
         except ConfigError:
             log.error("outbox has messages for channel %r, which is no longer in the config; left pending", channel_id)
             return report
-        # A destination whose earlier message is waiting (backoff) or failed in this run is
-        # held back, so the parts of a digest never arrive out of order.
-        blocked: set[str] = set()
-        last_id = 0
-        while not self._stopping:
-            now = self.clock()
-            rows = self.store.outbox.pending(channel_id, after_id=last_id, limit=self.config.delivery.batch_size)
-            if not rows:
-                break
-            for row in rows:
-                last_id = row.id
-                if self._stopping:
+        try:
+            transport = await self._transport(channel)
+        except (ConfigError, DeliveryError, OSError) as exc:
+            # An admin problem (missing secret, revoked token, server down): the messages are
+            # kept, and the channel is tried again later, less often each time.
+            reason = f"transport unavailable: {exc}"
+            until = self._pause(channel, exc)
+            first = await self._db(self.store.outbox.next_due, channel_id, self.clock())
+            if first is not None:  # the reason shows in `outbox list`; no attempt is spent
+                await self._db(self.store.outbox.release, first.id, self.clock(), when=until, reason=reason)
+            report.add(channel_id, first.key if first else "-", Outcome.PAUSED, reason)
+            return report
+        # At-least-once messages are claimed by the batch: a crash puts the whole batch back and
+        # a resend is harmless. An at-most-once post is claimed alone, after its rate limit,
+        # so one left "sending" by a crash really was in flight (it is flagged, not resent).
+        batch = self.config.delivery.batch_size if transport.at_least_once else 1
+        while not self._stopping and self.paused_until(channel_id) <= self.clock():
+            if batch == 1:
+                row = await self._db(self.store.outbox.next_due, channel_id, self.clock())
+                if row is None:
                     break
-                if row.destination in blocked:
-                    continue
-                if row.next_attempt_at > now:
-                    blocked.add(row.destination)
-                    continue
-                result = await self._deliver(channel, row)
-                if result is None:
-                    continue  # claimed by someone else
-                outcome, detail = result
-                report.add(channel_id, row.key, outcome, detail)
-                if outcome is Outcome.PAUSED:
-                    return report  # every row of this channel would fail the same way
-                if outcome is not Outcome.SENT:
-                    blocked.add(row.destination)
+                done = await self._one(channel, transport, row, report)
+            else:
+                now = self.clock()
+                rows = await self._db(self.store.outbox.claim_batch, channel_id, now, limit=batch,
+                                      lease_until=now + self.config.delivery.lease, owner=self.owner)
+                if not rows:
+                    break
+                done = await self._batch(channel, transport, rows, report)
+            if done:
+                await self._db(self.store.outbox.finish_many, done)
         return report
+
+    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Database work off the event loop, so sending goes on while rows are written."""
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _one(self, channel: ChannelSettings, transport: Transport, row: OutboxRow,
+                   report: DispatchReport) -> list[Finished]:
+        """An at-most-once post: rebuilt, checked, rate-limited, then claimed and sent."""
+        done: list[Finished] = []
+        ready = await self._prepare(channel, [row], report, done)
+        if not ready:
+            return done
+        message = ready[0][1]
+        await self.limiters.acquire(transport.rate_limits(message))
+        if self._stopping or not await self._db(self.store.outbox.claim, row.id, self.clock()):
+            return done
+        await self._send(channel, transport, row, message, report, done)
+        return done
+
+    async def _batch(self, channel: ChannelSettings, transport: Transport, rows: list[OutboxRow],
+                     report: DispatchReport) -> list[Finished]:
+        """Claimed rows with distinct destinations: sent concurrently over the transport's
+        connections; the rows not sent (a stop, a paused channel) go back, costing nothing."""
+        done: list[Finished] = []
+        ready = await self._prepare(channel, rows, report, done)
+        gate = asyncio.Semaphore(max(1, transport.concurrency))
+        started: set[int] = set()
+
+        async def one(row: OutboxRow, message: Message) -> None:
+            async with gate:
+                if self._stopping or self.paused_until(channel.id) > self.clock():
+                    return
+                await self.limiters.acquire(transport.rate_limits(message))
+                started.add(row.id)
+                await self._send(channel, transport, row, message, report, done)
+
+        await asyncio.gather(*(one(row, message) for row, message in ready))
+        now = self.clock()
+        until = max(now, self.paused_until(channel.id))
+        for row, _ in ready:
+            if row.id not in started:
+                done.append(Finished(row.id, Status.PENDING, now, answered=False, when=until, reason=row.last_error))
+        return done
+
+    async def _prepare(self, channel: ChannelSettings, rows: list[OutboxRow], report: DispatchReport,
+                       done: list[Finished]) -> list[tuple[OutboxRow, Message]]:
+        """Rebuild each row's message; a row that cannot be rebuilt fails, and edition mail to
+        someone no longer subscribed is cancelled (a message with no edition, such as a
+        sign-up's confirmation, goes to whoever asked for it)."""
+        kind = self.channels.kind(channel)
+        now = self.clock()
+        edition_mail = [r.destination for r in rows if r.edition_id is not None]
+        active = (await self._db(self.store.subscribers.active_among, channel.id, edition_mail)
+                  if kind.has_subscribers and edition_mail else None)
+        ready = []
+        for row in rows:
+            if active is not None and row.edition_id is not None and row.destination.lower() not in active:
+                reason = "not sent: the recipient is no longer subscribed"
+                done.append(Finished(row.id, Status.CANCELLED, now, answered=False, reason=reason))
+                report.add(channel.id, row.key, Outcome.CANCELLED, reason)
+                continue
+            try:
+                ready.append((row, self._message(channel, row)))
+            except Exception as exc:  # a corrupt row must not stop the others
+                reason = f"cannot rebuild the message: {exc!r}"
+                done.append(Finished(row.id, Status.FAILED, now, answered=False, reason=reason))
+                report.add(channel.id, row.key, Outcome.FAILED, reason)
+        return ready
 
     async def _transport(self, channel: ChannelSettings) -> Transport:
         tr = self._transports.get(channel.id)
@@ -262,77 +343,73 @@ class Dispatcher:
             self._shared = (row.edition_id, shared)  # one edition at a time is the common case
         return self.channels.kind(channel).message(channel, row.key, row.destination, row.payload, shared)
 
-    async def _deliver(self, channel: ChannelSettings, row: OutboxRow) -> tuple[Outcome, Any] | None:
-        outbox = self.store.outbox
+    async def _send(self, channel: ChannelSettings, transport: Transport, row: OutboxRow, message: Message,
+                    report: DispatchReport, done: list[Finished]) -> None:
+        """Send one claimed row and note its outcome (written with the batch)."""
         kind = self.channels.kind(channel)
-        try:
-            transport = await self._transport(channel)
-        except (ConfigError, DeliveryError, OSError) as exc:
-            # An admin problem (missing secret, revoked token, server down): the messages are
-            # kept, and the channel is tried again later, less often each time.
-            reason = f"transport unavailable: {exc}"
-            until = self._pause(channel, exc)
-            outbox.release(row.id, self.clock(), when=until, reason=reason)
-            return Outcome.PAUSED, reason
-        try:
-            message = self._message(channel, row)
-        except Exception as exc:  # a corrupt row must not stop the others
-            reason = f"cannot rebuild the message: {exc!r}"
-            outbox.failed(row.id, self.clock(), reason=reason, answered=False)
-            return Outcome.FAILED, reason
-        # Edition mail goes to subscribers only; a message with no edition is transactional
-        # (a sign-up's confirmation) and goes to whoever asked for it.
-        if (kind.has_subscribers and row.edition_id is not None
-                and not self.store.subscribers.is_active(channel.id, row.destination)):
-            reason = "not sent: the recipient is no longer subscribed"
-            outbox.cancelled(row.id, self.clock(), reason=reason)
-            return Outcome.CANCELLED, reason
-        await self.limiters.acquire(transport.rate_limits(message))
-        if self._stopping or not outbox.claim(row.id, self.clock()):
-            return None
         attempts = row.attempts + 1
         try:
             receipt = await transport.send(message)
         except AlreadyDelivered as exc:
             receipt = Receipt(transport=transport.name, detail=f"already delivered: {exc.reason}")
         except ServiceUnavailable as exc:
+            already = self.paused_until(channel.id) > self.clock()
             until = self._pause(channel, exc)
-            outbox.release(row.id, self.clock(), when=until, reason=exc.reason)
-            return Outcome.PAUSED, exc.reason
+            done.append(Finished(row.id, Status.PENDING, self.clock(), answered=False, when=until, reason=exc.reason))
+            if not already:
+                report.add(channel.id, row.key, Outcome.PAUSED, exc.reason)
+            return
         except UncertainDelivery as exc:
             if transport.at_least_once:
-                return self._retry(row, attempts, exc, None)
-            outbox.unknown(row.id, self.clock(), reason=f"no answer, may have been posted: {exc.reason}")
+                self._retry(channel, row, attempts, exc, None, report, done)
+                return
+            reason = f"no answer, may have been posted: {exc.reason}"
+            done.append(Finished(row.id, Status.UNKNOWN, self.clock(), reason=reason))
             log.error("channel %s: %s may or may not be out (%s); flagged for the admin", channel.id, row.key, exc)
-            return Outcome.UNKNOWN, exc.reason
+            report.add(channel.id, row.key, Outcome.UNKNOWN, exc.reason)
+            return
         except TransientError as exc:
-            return self._retry(row, attempts, exc, exc.retry_after)
+            self._retry(channel, row, attempts, exc, exc.retry_after, report, done)
+            return
+        except RecipientRefused as exc:  # the address itself bounced at send time
+            done.append(Finished(row.id, Status.FAILED, self.clock(), reason=exc.reason))
+            if kind.has_subscribers:
+                await self._db(self.store.subscribers.bounce, exc.address, now=self.clock(), hard=exc.hard,
+                               reason=exc.reason, source=Source.SEND, **kind.bounce_policy(channel))
+            report.add(channel.id, row.key, Outcome.FAILED, exc.reason)
+            return
         except PermanentError as exc:
-            outbox.failed(row.id, self.clock(), reason=exc.reason)
+            done.append(Finished(row.id, Status.FAILED, self.clock(), reason=exc.reason))
             log.error("channel %s: %s failed permanently: %s", channel.id, row.key, exc.reason)
-            return Outcome.FAILED, exc.reason
+            report.add(channel.id, row.key, Outcome.FAILED, exc.reason)
+            return
         except DeliveryError as exc:  # an unexpected subclass: treat as transient, never lose it
-            return self._retry(row, attempts, exc, None)
+            self._retry(channel, row, attempts, exc, None, report, done)
+            return
         except asyncio.CancelledError:
-            raise  # the row stays "sending"; recover() decides at the next start
+            raise  # the row stays "sending"; recovery decides at the next start
         except Exception as exc:
             # A bug in a transport is not the message's fault: retry later, keep the reason.
             log.exception("channel %s: unexpected error sending %s", channel.id, row.key)
-            return self._retry(row, attempts, exc, None)
+            self._retry(channel, row, attempts, exc, None, report, done)
+            return
         self._paused.pop(channel.id, None)  # the circuit closes: the service answers again
-        outbox.sent(row.id, self.clock(), remote_id=receipt.remote_id, receipt=receipt.detail)
-        return Outcome.SENT, receipt
+        done.append(Finished(row.id, Status.SENT, self.clock(), remote_id=receipt.remote_id,
+                                       receipt=receipt.detail))
+        report.add(channel.id, row.key, Outcome.SENT, receipt)
 
-    def _retry(self, row: OutboxRow, attempts: int, exc: BaseException,
-               retry_after: float | None) -> tuple[Outcome, str]:
+    def _retry(self, channel: ChannelSettings, row: OutboxRow, attempts: int, exc: BaseException,
+               retry_after: float | None, report: DispatchReport, done: list[Finished]) -> None:
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         now = self.clock()
         if attempts >= self.config.delivery.max_attempts:
-            self.store.outbox.failed(row.id, now, reason=f"gave up after {attempts} attempts: {reason}")
-            return Outcome.FAILED, reason
+            done.append(Finished(row.id, Status.FAILED, now, reason=f"gave up after {attempts} attempts: "
+                                                                              f"{reason}"))
+            report.add(channel.id, row.key, Outcome.FAILED, reason)
+            return
         delay = backoff(attempts, self._base, self._cap)
         if retry_after is not None:
             delay = max(delay, timedelta(seconds=float(retry_after)))
-        self.store.outbox.retry_later(row.id, now, when=now + delay, reason=reason)
+        done.append(Finished(row.id, Status.PENDING, now, when=now + delay, reason=reason))
         log.warning("retrying %s in %s: %s", row.id, delay, reason)
-        return Outcome.RETRYING, reason
+        report.add(channel.id, row.key, Outcome.RETRYING, reason)

@@ -51,7 +51,8 @@ class RedactingFormatter(logging.Formatter):
 
 def install(level: int, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> None:
     """Log to stderr at ``level`` through the redacting formatter. httpx's per-request INFO
-    lines are kept to warnings: they are noise, and they carry URLs."""
+    lines are kept to warnings (they are noise, and they carry URLs), and so are
+    APScheduler's "running job" lines, one a second in a daemon."""
     handler = logging.StreamHandler()
     handler.setFormatter(RedactingFormatter(fmt))
     root = logging.getLogger()
@@ -59,7 +60,7 @@ def install(level: int, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(messag
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("httpx", "httpcore"):
+    for noisy in ("httpx", "httpcore", "apscheduler"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 

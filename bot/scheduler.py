@@ -12,7 +12,7 @@ Why it is done this way:
   trigger text changed recomputed the next run from *now* and silently skipped it.
 * The triggers live in memory and hold live objects; only the last-run times persist.
 * Delivery is not a scheduled job of its own kind: the dispatcher runs every
-  ``DISPATCH_EVERY`` seconds, and right after an edition is queued.
+  ``delivery.dispatch_every`` (30 s by default), and right after an edition is queued.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from .channels.base import Stream
 from .config import Config
 from .settings import ChannelSettings, Schedule
 
-DISPATCH_EVERY = 30  # seconds
 _TICK = timedelta(microseconds=1)
 
 

@@ -163,8 +163,9 @@ async def test_permanent_error_is_recorded_not_retried(store):
     assert statuses(store)[0] == "failed"
     assert report.count(Outcome.FAILED) == 1 and report.problems[0].reason == "Bad Request: chat not found"
     assert report.problems[0].key == "ch:e1:p0"
-    # the second part of the same destination is held back, never sent out of order
-    assert statuses(store)[1] == "pending" and len(tr.sent) == 1
+    # once the first part has failed for good, the next part of that destination goes on,
+    # after it (nothing is sent out of order; the admin may still retry the first)
+    assert statuses(store)[1] == "sent" and texts(tr) == ["message 0", "message 1"]
 
 
 async def test_already_delivered_counts_as_sent(store):
@@ -304,9 +305,7 @@ async def test_each_answer_costs_one_attempt(store):
     await d.run_once()  # row 0 retries, rows 1 and 2 wait behind it (same destination)
     assert statuses(store) == ["pending"] * 3 and attempts(store) == [1, 0, 0]
     clock.now += timedelta(minutes=1)
-    await d.run_once()  # row 0 sent, row 1 refused: row 2 waits behind the failure
-    assert statuses(store) == ["sent", "failed", "pending"] and attempts(store) == [2, 1, 0]
-    await d.run_once()
+    await d.run_once()  # row 0 sent, row 1 refused for good, then row 2 goes: told to retry later
     assert statuses(store) == ["sent", "failed", "pending"] and attempts(store) == [2, 1, 1]
     # then the service becomes unreachable: the pending row keeps its one attempt
     clock.now += timedelta(minutes=5)
@@ -459,3 +458,21 @@ async def test_mail_to_someone_who_left_while_it_waited_is_cancelled(tmp_path, d
     cancelled = [r for r in by_id(app.store) if r.status is Status.CANCELLED]
     assert [r.destination for r in cancelled] == ["lecteur001@example.org"]
     assert "no longer subscribed" in cancelled[0].last_error
+
+
+async def test_a_mailbox_refused_at_send_time_is_suppressed_as_bounced(tmp_path, db_url):
+    """A 5.1.1 at RCPT is a hard bounce: the address gets nothing more from any edition."""
+    clock = Clock()
+    with SmtpServer() as server:
+        server.refuse("lecteur001@example.org", "550 5.1.1 <lecteur001@example.org>: User unknown")
+        app = email_app(tmp_path, db_url, server.port, 3, clock)
+        await app.poll_all(T0)
+        app.publish(app.config.channels[0], T0)
+        report = await app.dispatch()
+        await app.aclose()
+    assert report.sent == 2 and report.count(Outcome.FAILED) == 1
+    gone = app.store.subscribers.find("news", "lecteur001@example.org")
+    assert gone.status == "bounced" and gone.status_source == "send"
+    assert "5.1.1" in app.store.subscribers.events(gone.id)[-1].detail
+    assert [s.email for s in app.store.subscribers.iter("news")] == ["lecteur000@example.org",
+                                                                    "lecteur002@example.org"]

@@ -140,7 +140,7 @@ def test_once_delivers_everything_then_nothing(tmp_path, servers, db_url):
     env = env_for(smtp, bot, x)
     assert tamtam(config, env, "check").returncode == 0
     for address in SUBSCRIBERS:
-        r = tamtam(config, env, "subscribers", "add", "newsletter", address)
+        r = tamtam(config, env, "subscribers", "add", "newsletter", address, "--confirmed")  # consent given earlier
         assert r.returncode == 0, r.stderr
 
     first = tamtam(config, env, "once")
@@ -251,8 +251,8 @@ def test_killed_mid_edition_then_restarted_delivers_the_rest_exactly_once(tmp_pa
 
 async def test_email_interrupted_half_way_resends_only_the_rest(tmp_path, servers):
     """Cancelled while a digest is going out to the subscribers: after recovery every
-    subscriber has exactly one distinct message; the one in flight may arrive twice, but
-    with the same Message-ID, so mail clients fold it."""
+    subscriber has exactly one distinct message; the interrupted batch may arrive twice, but
+    with the same Message-IDs, so mail clients fold them."""
     from bot.app import App
     from bot.config import load_config
 
@@ -296,7 +296,7 @@ async def test_email_interrupted_half_way_resends_only_the_rest(tmp_path, server
         with pytest.raises(asyncio.CancelledError):
             await task
         await app.aclose()
-        assert len(smtp.received) == 5
+        assert len(smtp.received) >= 5  # the other connections may have carried a few more
 
         app2 = App(cfg)
         app2.recover()
@@ -310,7 +310,11 @@ async def test_email_interrupted_half_way_resends_only_the_rest(tmp_path, server
                 by_rcpt.setdefault(rcpt, set()).add(msg["Message-ID"])
         assert sorted(by_rcpt) == sorted(many)
         assert all(len(ids) == 1 for ids in by_rcpt.values())
-        assert len(smtp.received) == len(many) + 1  # only the one in flight went twice, same Message-ID
+        # The batch the crash interrupted went again: the emails already accepted arrive a
+        # second time with the same Message-ID (mail clients fold them), never more than a
+        # batch of them, and nobody gets a second, different email.
+        repeats = len(smtp.received) - len(many)
+        assert 1 <= repeats <= cfg.delivery.batch_size
     finally:
         for k in env_for(smtp, bot, x):
             if k.startswith("TT_"):

@@ -53,6 +53,8 @@ class Transport(ABC):
     #: the longest text one message may carry, in the service's own measure (None: no limit);
     #: a longer one is refused with PermanentError before any request is made
     max_text: ClassVar[int | None] = None
+    #: how many messages the dispatcher may have in :meth:`send` at once (connections, say)
+    concurrency: int = 1
 
     def __init__(self, settings: TransportSettings, host: Host, kind: "ChannelKind"):
         """``settings`` is this transport's table, ``host`` the config it lives in, ``kind``
@@ -153,6 +155,15 @@ class KindJob:
 
 
 @dataclass(frozen=True)
+class WebView:
+    """A sent edition as the web archive shows it: a title and an HTML fragment (the
+    kind's own rendering, already safe to put in a page)."""
+
+    title: str
+    html: str
+
+
+@dataclass(frozen=True)
 class PreviewFile:
     """One file of a preview: a suffix for the file name and its text."""
 
@@ -229,6 +240,10 @@ class ChannelKind(ABC):
         """Things ``check`` mentions without failing (a missing optional setting)."""
         return []
 
+    def bounce_policy(self, channel: ChannelSettings) -> dict[str, Any]:
+        """How a refusal of a recipient counts (keywords of ``store.subscribers.bounce``)."""
+        return {}
+
     # -- what a kind adds to the daemon and the web service ------------------------------
     def jobs(self, channel: ChannelSettings) -> list[KindJob]:
         """Periodic jobs this channel needs besides its editions (none by default)."""
@@ -238,6 +253,11 @@ class ChannelKind(ABC):
         """Starlette routes this kind serves in Tamtam's web service (webhooks, say); mounted
         under ``/hooks/<kind>/``. None by default."""
         return []
+
+    def web_view(self, channel: ChannelSettings, shared: dict[str, Any]) -> WebView | None:
+        """A sent edition, from what its messages shared (``editions.shared``), for the web
+        archive and "view in browser"; None when this kind has nothing to show there."""
+        return None
 
     # -- transports ----------------------------------------------------------------------
     @abstractmethod

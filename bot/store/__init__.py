@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 from .articles import Articles, SourceState, UpsertResult, row_to_article
 from .db import Database
 from .editions import Editions
-from .outbox import NewMessage, Outbox, OutboxError, OutboxRow, Status
+from .outbox import Finished, NewMessage, Outbox, OutboxError, OutboxRow, Status
 from .schedule import ScheduleRuns
 from .subscribers import Subscribers
 
@@ -45,5 +45,5 @@ class Store:
         self.db.close()
 
 
-__all__ = ["Articles", "Database", "Editions", "NewMessage", "Outbox", "OutboxError", "OutboxRow", "ScheduleRuns", "SourceState",
+__all__ = ["Articles", "Database", "Editions", "Finished", "NewMessage", "Outbox", "OutboxError", "OutboxRow", "ScheduleRuns", "SourceState",
            "Status", "Store", "Subscribers", "UpsertResult", "row_to_article"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, and_, bindparam, exists, func, select, update
 
 from ..errors import TamtamError
 from ..redact import redact
@@ -55,6 +55,21 @@ class NewMessage:
     destination: str
     payload: dict[str, Any]
     edition_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The outcome of one claimed row, for :meth:`Outbox.finish_many`. ``answered``: the
+    service said something about this message (it costs an attempt)."""
+
+    row_id: int
+    status: Status
+    now: datetime
+    answered: bool = True
+    reason: str | None = None
+    remote_id: str | None = None
+    receipt: str | None = None
+    when: datetime | None = None  # next attempt, for a row going back to pending
 
 
 @dataclass(frozen=True)
@@ -118,6 +133,71 @@ class Outbox:
         with self.db.connect() as conn:
             return [_row(r) for r in conn.execute(q)]
 
+    @staticmethod
+    def _claimable(channel_id: str, now: datetime, limit: int) -> Any:
+        """The due pending rows of a channel that no earlier row to the same destination waits
+        before (a destination's messages keep their order), oldest first."""
+        o, e = t.outbox, t.outbox.alias("earlier")
+        earlier = exists().where(and_(e.c.channel_id == o.c.channel_id, e.c.destination == o.c.destination,
+                                      e.c.id < o.c.id,
+                                      e.c.status.in_([Status.PENDING.value, Status.SENDING.value])))
+        return (select(o.c.id).where(o.c.channel_id == channel_id, o.c.status == Status.PENDING.value,
+                                     o.c.next_attempt_at <= now, ~earlier)
+                .order_by(o.c.id).limit(limit))
+
+    def next_due(self, channel_id: str, now: datetime) -> OutboxRow | None:
+        """The channel's next claimable row (see :meth:`claim_batch`), not claimed."""
+        with self.db.connect() as conn:
+            r = conn.execute(select(t.outbox).where(
+                t.outbox.c.id.in_(self._claimable(channel_id, now, 1).scalar_subquery()))).first()
+        return _row(r) if r is not None else None
+
+    def claim_batch(self, channel_id: str, now: datetime, *, limit: int, lease_until: datetime,
+                    owner: str) -> list[OutboxRow]:
+        """Claim up to ``limit`` due rows of the channel in one statement: ``pending`` →
+        ``sending`` under a lease. A row is claimable only when no earlier row to the same
+        destination is still pending or sending, so one destination's messages go in order
+        whichever worker holds them (a claimed batch holds at most one row per destination).
+        On PostgreSQL the rows are locked with SKIP LOCKED: workers never wait on each other."""
+        pick = self._claimable(channel_id, now, limit)
+        if self.db.backend == "postgresql":
+            pick = pick.with_for_update(skip_locked=True, of=t.outbox)
+        stmt = (update(t.outbox).where(t.outbox.c.id.in_(pick.scalar_subquery()))
+                .values(status=Status.SENDING.value, updated_at=now, lease_owner=owner, lease_until=lease_until)
+                .returning(*t.outbox.c))
+        with self.db.begin() as conn:
+            rows = [_row(r) for r in conn.execute(stmt)]
+        return sorted(rows, key=lambda r: r.id)
+
+    def finish_many(self, done: list[Finished]) -> None:
+        """Write many outcomes in one transaction (a statement per kind of outcome)."""
+        groups: dict[tuple[str, bool], list[dict[str, Any]]] = {}
+        for f in done:
+            groups.setdefault((f.status.value, f.answered), []).append(dict(
+                rid=f.row_id, now=f.now, reason=redact(f.reason) if f.reason else None, remote=f.remote_id,
+                receipt=redact(f.receipt) if f.receipt else None, when=f.when or f.now,
+                sent_at=f.now if f.status is Status.SENT else None))
+        with self.db.begin() as conn:
+            for (status, answered), params in groups.items():
+                values: dict[str, Any] = dict(status=status, updated_at=bindparam("now"), last_error=bindparam("reason"),
+                                              lease_owner=None, lease_until=None)
+                if status == Status.SENT.value:
+                    values.update(remote_id=bindparam("remote"), receipt=bindparam("receipt"),
+                                  sent_at=bindparam("sent_at"))
+                if status == Status.PENDING.value:
+                    values["next_attempt_at"] = bindparam("when")
+                if answered:
+                    values["attempts"] = t.outbox.c.attempts + 1
+                conn.execute(update(t.outbox).where(t.outbox.c.id == bindparam("rid")).values(**values), params)
+
+    def expired(self, now: datetime) -> list[tuple[int, str]]:
+        """(id, channel) of rows whose worker's lease ran out while they were ``sending``."""
+        with self.db.connect() as conn:
+            return [(r.id, r.channel_id) for r in conn.execute(
+                select(t.outbox.c.id, t.outbox.c.channel_id).where(
+                    t.outbox.c.status == Status.SENDING.value, t.outbox.c.lease_until.is_not(None),
+                    t.outbox.c.lease_until < now))]
+
     def claim(self, row_id: int, now: datetime) -> bool:
         """pending → sending, a compare-and-set that also works between processes."""
         with self.db.begin() as conn:
@@ -169,7 +249,8 @@ class Outbox:
         with self.db.begin() as conn:
             conn.execute(update(t.outbox)
                          .where(t.outbox.c.id == row_id, t.outbox.c.status == Status.SENDING.value)
-                         .values(status=status.value, next_attempt_at=now, last_error=reason, updated_at=now))
+                         .values(status=status.value, next_attempt_at=now, last_error=reason, updated_at=now,
+                                 lease_owner=None, lease_until=None))
 
     # -- the admin -------------------------------------------------------------------
     def list(self, status: Status | None = None, *, channel: str | None = None, since: datetime | None = None,

@@ -143,7 +143,13 @@ outbox = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
     Column("sent_at", UTCDateTime),
+    # who holds a row in ``sending``, and until when: a worker that dies leaves its rows to
+    # the others once the lease runs out
+    Column("lease_owner", String(64)),
+    Column("lease_until", UTCDateTime),
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
+    Index("ix_outbox_channel_status", "channel_id", "status", "id"),
+    Index("ix_outbox_channel_destination", "channel_id", "destination", "id"),
 )
 
 # A reader of a channel that has its own list (an email newsletter). One row per mailbox:

@@ -14,12 +14,24 @@ from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from ...errors import PermanentError
-from ...models import Edition, Message
+from ...links import Links, ReaderLinks, Signer
+from ...models import Edition, Message, Subscriber
 from ...settings import TransportSettings
 from ..base import Audience, ChannelKind, OutboxItem, Plan, PreviewFile, Transport
+from ..base import KindJob, Services, WebView
 from ..file import FileSettings, FileTransport
-from .mime import KIND, EmailBody, build_email, html_part
-from .render import ROLES, EmailDigest, EmailEnvelope, EmailRenderer, Recipient, assemble, unsubscribe_url
+from .mime import KIND, EmailBody, build_email, html_part, parse_sender
+from .render import (
+    ROLES,
+    EmailDigest,
+    EmailEnvelope,
+    EmailRenderer,
+    Recipient,
+    assemble,
+    typo,
+    unsubscribe_mailto,
+    unsubscribe_url,
+)
 from .settings import EmailChannelSettings, SmtpSettings
 
 #: Who a preview or a trial render greets when the list is empty.
@@ -35,6 +47,7 @@ class EmailKind(ChannelKind):
     has_subscribers = True
     file_kinds = {".eml": "the complete email, as a mail client receives it",
                   ".html": "the email's HTML part, to open in a browser"}
+    filters = {"typo": typo}
 
     def __init__(self, templates, host):  # type: ignore[no-untyped-def]
         super().__init__(templates, host)
@@ -52,14 +65,24 @@ class EmailKind(ChannelKind):
                                                                   edition.id))
                 for a in edition.articles}
 
-    def _headers(self, channel: EmailChannelSettings, unsubscribe: str | None) -> dict[str, str]:
+    def _headers(self, channel: EmailChannelSettings, unsubscribe: str | None,
+                 mailto: str | None = None) -> dict[str, str]:
+        """List-Id, and List-Unsubscribe with the https link (one-click, RFC 8058) and the
+        mailto form (RFC 2369) a mail client can use when it cannot post."""
         host = urlsplit(self.host.site.base_url).hostname or "localhost"
         headers = {"List-Id": f"{channel.title or self.host.site.name} <{channel.id}.{host}>"}
-        if unsubscribe:
-            headers["List-Unsubscribe"] = f"<{unsubscribe}>"
-            if unsubscribe.startswith("https://"):
+        links = [u for u in (unsubscribe, mailto) if u]
+        if mailto and unsubscribe and unsubscribe.lower().startswith("mailto:"):
+            links = [unsubscribe]  # the channel's link already is a mailto
+        if links:
+            headers["List-Unsubscribe"] = ", ".join(f"<{u}>" for u in links)
+            if any(u.startswith("https://") for u in links):
                 headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         return headers
+
+    def _reader_headers(self, channel: EmailChannelSettings, token: str, email: str) -> dict[str, str]:
+        return self._headers(channel, unsubscribe_url(channel, token, email),
+                             unsubscribe_mailto(channel, token, email))
 
     def _body(self, channel: EmailChannelSettings, digest: EmailDigest, envelope: EmailEnvelope,
               headers: dict[str, str]) -> EmailBody:
@@ -72,9 +95,7 @@ class EmailKind(ChannelKind):
 
         def items() -> Iterator[OutboxItem]:
             for sub in audience.subscribers():
-                unsubscribe = unsubscribe_url(channel, sub.token, sub.email)
-                recipient = Recipient(sub.email, sub.name, unsubscribe)
-                headers = self._headers(channel, unsubscribe)
+                recipient, headers = self._reader(channel, sub, edition.id)
                 for name, digest in digests.items():
                     envelope = self.renderer.envelope(channel, digest, recipient)
                     key = f"{base}:{sub.email}" if name == "digest" else f"{base}:{name}:{sub.email}"
@@ -85,6 +106,9 @@ class EmailKind(ChannelKind):
 
     def message(self, channel: EmailChannelSettings, key: str, destination: str,  # type: ignore[override]
                 payload: dict[str, Any], shared: dict[str, Any] | None) -> Message:
+        if "body" in payload:  # a message outside any edition (a sign-up's confirmation) carries its whole body
+            body = EmailBody(**payload["body"])
+            return Message(key=key, channel_id=channel.id, kind=KIND, destination=destination, body=body)
         parts = (shared or {}).get("email", shared or {})  # editions stored before 0.2 nest the parts under "email"
         digest = EmailDigest(**parts[payload.get("part", "digest")])
         body = self._body(channel, digest, EmailEnvelope(**payload["envelope"]), payload.get("headers") or {})
@@ -94,8 +118,9 @@ class EmailKind(ChannelKind):
         sub = next(iter(audience.subscribers()), None)
         if sub is None:
             sample = SAMPLE_RECIPIENTS[0]
-            return Recipient(sample.email, sample.name, unsubscribe_url(channel, "exemple", sample.email))
-        return Recipient(sub.email, sub.name, unsubscribe_url(channel, sub.token, sub.email))
+            return self._sample(channel, Recipient(sample.email, sample.name,
+                                                   unsubscribe_url(channel, "exemple", sample.email)))
+        return self._reader(channel, sub, None)[0]
 
     def preview(self, channel: EmailChannelSettings, edition: Edition,  # type: ignore[override]
                 audience: Audience) -> list[PreviewFile]:
@@ -107,8 +132,11 @@ class EmailKind(ChannelKind):
     def trial_messages(self, channel: EmailChannelSettings, edition: Edition) -> Iterator[Message]:  # type: ignore[override]
         for name, digest in self._digests(channel, edition).items():
             for recipient in SAMPLE_RECIPIENTS:
+                recipient = self._sample(channel, recipient)
                 envelope = self.renderer.envelope(channel, digest, recipient)
-                body = self._body(channel, digest, envelope, self._headers(channel, recipient.unsubscribe_url))
+                headers = self._headers(channel, recipient.unsubscribe_url,
+                                        unsubscribe_mailto(channel, "exemple", recipient.email))
+                body = self._body(channel, digest, envelope, headers)
                 yield Message(f"check:{name}", channel.id, KIND, recipient.email, body)
 
     def validate(self, message: Message) -> list[str]:
@@ -119,9 +147,75 @@ class EmailKind(ChannelKind):
         return []
 
     def warnings(self, channel: EmailChannelSettings) -> list[str]:  # type: ignore[override]
-        if not channel.unsubscribe_url:
-            return [f"channel {channel.id!r} has no unsubscribe_url; its emails carry no unsubscribe link"]
-        return []
+        found = []
+        if not channel.unsubscribe_url and getattr(self.host, "web", None) is None:
+            found.append(f"channel {channel.id!r} has no unsubscribe_url and the config no [web] table; "
+                         "its emails carry no unsubscribe link")
+        transport = channel.transport
+        if isinstance(transport, SmtpSettings) and transport.dkim is not None:
+            sender = parse_sender(transport.from_addr, where="smtp transport 'from'").domain.lower()
+            signer = transport.dkim.domain.lower()
+            if sender != signer and not sender.endswith("." + signer):
+                found.append(f"channel {channel.id!r} signs with DKIM domain {signer!r} but sends from {sender!r}; "
+                             "DMARC passes only when they match (or the sender is a subdomain)")
+        return found
+
+    # -- the readers' links and pages ([web], bot/links.py, bot/web) ---------------------
+    def _links(self) -> Links | None:
+        """The config's signed-link maker, or None without ``[web]`` (ConfigError when its
+        secret is missing: better no edition than emails no one can leave)."""
+        return getattr(self.host, "links", None)
+
+    def _reader(self, channel: EmailChannelSettings, sub: Subscriber,
+                edition_id: int | None) -> tuple[Recipient, dict[str, str]]:
+        """One reader's recipient (greeting and links) and headers. With ``[web]``, Tamtam's
+        own signed pages (the https unsubscribe link also takes RFC 8058's one-click POST);
+        without it, the channel's ``unsubscribe_url``."""
+        links = self._links()
+        if links is None:
+            return (Recipient(sub.email, sub.name, unsubscribe_url(channel, sub.token, sub.email)),
+                    self._reader_headers(channel, sub.token, sub.email))
+        reader = links.for_reader(channel.id, sub.id, edition_id)
+        return (Recipient(sub.email, sub.name, reader.unsubscribe, reader.preferences,
+                          reader.archive if edition_id else None),
+                self._headers(channel, reader.unsubscribe, unsubscribe_mailto(channel, sub.token, sub.email)))
+
+    def _sample(self, channel: EmailChannelSettings, recipient: Recipient) -> Recipient:
+        """A preview's or check's reader with links of the real shape (signed with a
+        throwaway key, so they open nothing and need no secret)."""
+        web = getattr(self.host, "web", None)
+        if web is None:
+            return recipient
+        reader: ReaderLinks = Links(web.public_url, Signer(("preview only: opens nothing",))).for_reader(
+            channel.id, 0, 1)
+        return Recipient(recipient.email, recipient.name, reader.unsubscribe, reader.preferences, reader.archive)
+
+    def web_view(self, channel: EmailChannelSettings, shared: dict[str, Any]) -> WebView | None:  # type: ignore[override]
+        """The digest as its email showed it, without the per-reader greeting and footer;
+        article mode shows each article's email one after the other."""
+        parts = shared.get("email", shared)
+        digests = [EmailDigest(**part) for part in parts.values()  # in the edition's order
+                   if isinstance(part, dict) and {"subject", "html", "text"} <= set(part)]
+        if not digests:
+            return None
+        return WebView(title=digests[0].subject, html="\n<hr>\n".join(d.html for d in digests))
+
+    # -- bounces and complaints -----------------------------------------------------------
+    def jobs(self, channel: EmailChannelSettings) -> list[KindJob]:  # type: ignore[override]
+        """``bounces``: read the channel's bounce mailbox every ``bounces.mailbox.every``."""
+        from .bounces.mailbox import mailbox_jobs  # imaplib and the DSN parser load only with a mailbox
+
+        return mailbox_jobs(channel.bounces)
+
+    def routes(self, services: Services) -> list[Any]:
+        """The bounce and complaint webhooks of SES, Mailgun and Postmark (``/ses/<channel>`` …)."""
+        from .bounces.webhooks import routes  # Starlette and cryptography load only in the web service
+
+        return routes(services)
+
+    def bounce_policy(self, channel: EmailChannelSettings) -> dict[str, Any]:
+        """The soft-bounce policy, for a refusal at send time (``store.subscribers.bounce``'s keywords)."""
+        return {"soft_limit": channel.bounces.soft_limit, "soft_window": channel.bounces.soft_window}
 
     # -- sending -------------------------------------------------------------------------
     def transport_class(self, settings: TransportSettings) -> type[Transport]:

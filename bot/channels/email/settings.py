@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field, field_validator
 
 from ...settings import ChannelSettings, Duration, Model, TransportSettings, one_line, secret_env
 from ..file import FileSettings
+from .bounces.settings import BounceSettings
 
 
 class DkimSettings(Model):
@@ -53,6 +54,7 @@ class SmtpSettings(TransportSettings):
     from_addr: str = Field(alias="from")
     reply_to: str | None = None
     timeout: Duration = timedelta(seconds=30)
+    connections: int = Field(2, ge=1, le=32)  # kept open in parallel; providers cap how many
     rate_per_minute: int = Field(60, ge=1)  # the provider's quota: no minute ever holds more
     rate_per_hour: int | None = Field(None, ge=1)
     validate_certs: bool = True
@@ -100,6 +102,8 @@ class EmailChannelSettings(ChannelSettings):
     # parameters added to every article link, e.g. { utm_source = "newsletter",
     # utm_medium = "email", utm_campaign = "{channel}" }; {channel} and {date} are filled in
     campaign: dict[str, str] = {}
+    # bounce policy, bounce mailbox and the sending services' webhooks (bounces/settings.py)
+    bounces: BounceSettings = BounceSettings()
 
     @field_validator("unsubscribe_url")
     @classmethod

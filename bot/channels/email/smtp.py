@@ -29,12 +29,13 @@ from typing import Callable
 
 import aiosmtplib
 
-from ...errors import ConfigError, PermanentError, ServiceUnavailable, TransientError
+from ...errors import ConfigError, PermanentError, RecipientRefused, ServiceUnavailable, TransientError
 from ...limits import RateLimit
 from ...models import Message, Receipt
 from ...settings import secret
 from ..base import ChannelKind, Host, Transport
-from .mime import build_email, parse_sender
+from .bounces.classify import Verdict, find_status, refusal
+from .mime import DkimKey, build_email, load_dkim, parse_sender
 from .settings import SmtpSettings
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,13 @@ def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
     return f"{exc.code} {exc.message}".strip()
 
 
+class _Lane:
+    """One SMTP connection of the transport's pool, carrying one transaction at a time."""
+
+    def __init__(self) -> None:
+        self.smtp: aiosmtplib.SMTP | None = None
+
+
 class SmtpTransport(Transport):
     name = "smtp"
     at_least_once = True
@@ -65,9 +73,15 @@ class SmtpTransport(Transport):
         super().__init__(settings, host, kind)
         self.clock = clock or (lambda: datetime.now(timezone.utc))
         self._timeout = settings.timeout.total_seconds()
-        self._lock = asyncio.Lock()
-        self._smtp: aiosmtplib.SMTP | None = None
+        # ``connections`` lanes, each a kept connection; a send takes the idle one used last,
+        # so one-at-a-time sending keeps to one connection and the others open under load.
+        self.concurrency = settings.connections
+        self._lanes = [_Lane() for _ in range(settings.connections)]
+        self._idle: asyncio.LifoQueue[_Lane] = asyncio.LifoQueue()
+        for lane in self._lanes:
+            self._idle.put_nowait(lane)
         self._credentials: tuple[str, str] | None = None
+        self._dkim: DkimKey | None = None
         self._checked = False
         self._where = f"{settings.host}:{settings.port}"
 
@@ -93,6 +107,8 @@ class SmtpTransport(Transport):
         self._credentials = (username, password) if username is not None else None
         if s.ca_file and not self.host.resolve(s.ca_file).is_file():
             raise ConfigError(f"smtp transport: ca_file {str(self.host.resolve(s.ca_file))!r} not found")
+        if s.dkim is not None:
+            self._dkim = load_dkim(s.dkim, self.host.resolve(s.dkim.key_file))
         self._checked = True
 
     def _client(self) -> aiosmtplib.SMTP:
@@ -109,10 +125,10 @@ class SmtpTransport(Transport):
             cert_bundle=str(self.host.resolve(s.ca_file)) if s.ca_file else None,
         )
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self, lane: _Lane) -> aiosmtplib.SMTP:
         """A fresh, logged-in connection, or a DeliveryError/ConfigError saying why not."""
         self._check_config()
-        self._drop()
+        self._drop(lane)
         smtp = self._client()
         try:
             await smtp.connect()
@@ -131,21 +147,27 @@ class SmtpTransport(Transport):
             # No STARTTLS, no AUTH, no usable AUTH mechanism: the settings do not match
             # this server, and retrying will not change that.
             raise ConfigError(f"smtp transport {self._where}: {exc} (check 'security' and the credentials)") from exc
-        self._smtp = smtp
+        lane.smtp = smtp
         log.info("connected to SMTP server %s (%s)", self._where, self.settings.security)
         return smtp
 
-    def _drop(self) -> None:
-        if self._smtp is not None:
-            self._smtp.close()
-            self._smtp = None
+    @staticmethod
+    def _drop(lane: _Lane) -> None:
+        if lane.smtp is not None:
+            lane.smtp.close()
+            lane.smtp = None
 
     @staticmethod
-    def _by_code(exc: aiosmtplib.SMTPResponseException, what: str) -> TransientError | PermanentError:
+    def _by_code(exc: aiosmtplib.SMTPResponseException, what: str, recipient: str | None = None,
+                 at_data: bool = False) -> TransientError | PermanentError:
         if exc.code == 421:  # "service not available, closing": about the server, not the message
             return ServiceUnavailable(f"{what}: {_reply(exc)}")
         if 400 <= exc.code < 500:
             return TransientError(f"{what}: {_reply(exc)}")
+        if recipient and (verdict := refusal(_reply(exc), exc.code, at_data=at_data)) is not None:
+            # the address itself bounced: the dispatcher tells the subscriber list
+            return RecipientRefused(f"{what}: {_reply(exc)}", recipient, hard=verdict is Verdict.HARD,
+                                    status=find_status(_reply(exc)))
         return PermanentError(f"{what}: {_reply(exc)}")
 
     def rate_limits(self, message: Message) -> list[RateLimit]:
@@ -158,45 +180,52 @@ class SmtpTransport(Transport):
         return limits
 
     async def open(self) -> None:
-        """Check the settings, read the credentials and connect (so a wrong password shows now)."""
+        """Check the settings, read the credentials and connect one lane (so a wrong
+        password shows now); the others connect when they are first needed."""
         self._check_config()
-        async with self._lock:
-            if self._smtp is None or not self._smtp.is_connected:
-                await self._connect()
+        lane = await self._idle.get()
+        try:
+            if lane.smtp is None or not lane.smtp.is_connected:
+                await self._connect(lane)
+        finally:
+            self._idle.put_nowait(lane)
 
     async def aclose(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is None:
-            return
-        if smtp.is_connected:
-            try:
-                await smtp.quit(timeout=min(self._timeout, 5.0))
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-                pass  # the server went first; nothing is lost
-        smtp.close()
+        for lane in self._lanes:
+            smtp, lane.smtp = lane.smtp, None
+            if smtp is None:
+                continue
+            if smtp.is_connected:
+                try:
+                    await smtp.quit(timeout=min(self._timeout, 5.0))
+                except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                    pass  # the server went first; nothing is lost
+            smtp.close()
 
     # -- sending ------------------------------------------------------------------------
 
     async def send(self, message: Message) -> Receipt:
         s = self.settings
         self._check_config()
-        msg = build_email(message, from_addr=s.from_addr, reply_to=s.reply_to, now=self.clock())
+        msg = build_email(message, from_addr=s.from_addr, reply_to=s.reply_to, now=self.clock(), dkim=self._dkim)
         sender = parse_sender(s.from_addr).addr_spec
         recipient = msg["To"].addresses[0].addr_spec
         raw = msg.as_bytes()
         message_id = str(msg["Message-ID"])
-        async with self._lock:
-            try:
-                reply = await self._transaction(sender, recipient, raw, message.key)
-            except asyncio.CancelledError:
-                self._drop()  # half a transaction on the wire: never reuse that connection
-                raise
+        lane = await self._idle.get()
+        try:
+            reply = await self._transaction(lane, sender, recipient, raw, message.key)
+        except asyncio.CancelledError:
+            self._drop(lane)  # half a transaction on the wire: never reuse that connection
+            raise
+        finally:
+            self._idle.put_nowait(lane)
         return Receipt(transport=self.name, remote_id=message_id, detail=reply)
 
-    async def _transaction(self, sender: str, recipient: str, raw: bytes, key: str) -> str:
-        """MAIL, RCPT, DATA on the kept connection; one reconnect if it went stale before DATA."""
-        reused = self._smtp is not None and self._smtp.is_connected
-        smtp = self._smtp if reused else await self._connect()
+    async def _transaction(self, lane: _Lane, sender: str, recipient: str, raw: bytes, key: str) -> str:
+        """MAIL, RCPT, DATA on the lane's kept connection; one reconnect if it went stale before DATA."""
+        reused = lane.smtp is not None and lane.smtp.is_connected
+        smtp = lane.smtp if reused else await self._connect(lane)
         assert smtp is not None
         try:
             await smtp.mail(sender)
@@ -204,57 +233,58 @@ class SmtpTransport(Transport):
             stale = isinstance(exc, (aiosmtplib.SMTPServerDisconnected, ConnectionError)) or \
                 getattr(exc, "code", 0) == 421
             if not (reused and stale):
-                raise self._mail_error(exc, sender) from exc
+                raise self._mail_error(lane, exc, sender) from exc
             log.info("SMTP connection to %s went stale (%s); reconnecting", self._where, exc)
-            smtp = await self._connect()
+            smtp = await self._connect(lane)
             try:
                 await smtp.mail(sender)
             except (aiosmtplib.SMTPException, OSError) as exc2:
-                raise self._mail_error(exc2, sender) from exc2
+                raise self._mail_error(lane, exc2, sender) from exc2
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise self._mail_error(exc, sender) from exc
+            raise self._mail_error(lane, exc, sender) from exc
 
         try:
             await smtp.rcpt(recipient)
         except aiosmtplib.SMTPRecipientRefused as exc:
-            await self._reset(smtp, exc.code)
-            raise self._by_code(exc, f"recipient {recipient!r} refused by {self._where}") from exc
+            await self._reset(lane, smtp, exc.code)
+            raise self._by_code(exc, f"recipient {recipient!r} refused by {self._where}", recipient) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            await self._reset(smtp, exc.code)
-            raise self._by_code(exc, f"SMTP server {self._where} refused RCPT for {recipient!r}") from exc
+            await self._reset(lane, smtp, exc.code)
+            raise self._by_code(exc, f"SMTP server {self._where} refused RCPT for {recipient!r}", recipient) from exc
         except (aiosmtplib.SMTPException, OSError) as exc:
-            self._drop()
+            self._drop(lane)
             raise ServiceUnavailable(f"connection to {self._where} lost before DATA: {exc}") from exc
 
         try:
             response = await smtp.data(raw)
         except aiosmtplib.SMTPResponseException as exc:
-            await self._reset(smtp, exc.code)
-            raise self._by_code(exc, f"SMTP server {self._where} refused the message for {recipient!r}") from exc
+            await self._reset(lane, smtp, exc.code)
+            raise self._by_code(exc, f"SMTP server {self._where} refused the message for {recipient!r}", recipient,
+                                at_data=True) from exc
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             # The message may have been accepted before the line went quiet. Retrying is
             # safe: the Message-ID is the same, so the reader sees one email.
-            self._drop()
+            self._drop(lane)
             raise TransientError(
                 f"connection to {self._where} lost after DATA for {key!r} (may have been delivered; "
                 f"a resend keeps the same Message-ID): {exc}"
             ) from exc
         return f"{response.code} {response.message}".strip()
 
-    def _mail_error(self, exc: BaseException, sender: str) -> TransientError | PermanentError:
+    def _mail_error(self, lane: _Lane, exc: BaseException, sender: str) -> TransientError | PermanentError:
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             if exc.code == 421:
-                self._drop()
+                self._drop(lane)
             return self._by_code(exc, f"SMTP server {self._where} refused sender {sender!r}")
-        self._drop()
+        self._drop(lane)
         return ServiceUnavailable(f"connection to {self._where} lost before sending: {exc}")
 
-    async def _reset(self, smtp: aiosmtplib.SMTP, code: int) -> None:
+    async def _reset(self, lane: _Lane, smtp: aiosmtplib.SMTP, code: int) -> None:
         """Clear the envelope so the kept connection can carry the next message."""
         if code == 421:  # the server is closing the connection
-            self._drop()
+            self._drop(lane)
             return
         try:
             await smtp.rset()
         except (aiosmtplib.SMTPException, OSError):
-            self._drop()
+            self._drop(lane)

@@ -8,6 +8,7 @@ import email.policy
 import socket
 from datetime import datetime, timezone
 
+import dkim
 import pytest
 
 from bot.channels.email.mime import EmailBody, message_id_for
@@ -16,6 +17,7 @@ from bot.channels.registry import Channels
 from bot.config import parse_config
 from bot.errors import ServiceUnavailable, ConfigError, PermanentError, TransientError
 from bot.models import Message
+from tests.channels.email.keys import rsa_key
 from tests.fakes.smtp_server import SmtpServer, free_port, smtp_server, tls_cert  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
@@ -319,3 +321,43 @@ async def test_no_answer_to_data_is_transient_and_the_resend_is_the_same_email(s
         receipt = await tr.send(message())
     first, second = smtp_server.received
     assert parsed(first)["Message-ID"] == parsed(second)["Message-ID"] == receipt.remote_id
+
+
+# -- DKIM ---------------------------------------------------------------------------------------
+
+DKIM = {"selector": "tamtam", "domain": "echo-sahel.example", "key_file": "secrets/dkim.pem"}
+
+
+async def test_dkim_signs_the_exact_bytes_the_server_receives(smtp_server, tmp_path):
+    key = rsa_key()
+    (tmp_path / "secrets").mkdir()
+    key.write(tmp_path / "secrets" / "dkim.pem")
+    subject = "L’Écho du Sahel\u00a0: Budget 2027, l’Assemblée adopte la loi de finances… (+11)"
+    msg = message()
+    msg = Message(msg.key, msg.channel_id, msg.kind, msg.destination,
+                  EmailBody(subject=subject, text=TEXT, html=HTML, headers=dict(msg.body.headers)))
+    async with transport(smtp_server, tmp_path, dkim=DKIM) as tr:
+        await tr.send(msg)
+    [got] = smtp_server.received
+    assert got.raw.startswith(b"Subject:") and b"DKIM-Signature:" in got.raw
+    assert dkim.verify(got.raw, dnsfunc=key.dns("tamtam", "echo-sahel.example"))
+    assert parsed(got)["Subject"] == subject  # the no-break space before « : » arrived too
+
+
+async def test_an_unreadable_dkim_key_is_a_config_error_when_the_transport_opens(smtp_server, tmp_path):
+    tr = transport(smtp_server, tmp_path, dkim=DKIM)
+    with pytest.raises(ConfigError, match=r"dkim\.key_file .*dkim\.pem.* cannot be read"):
+        await tr.open()
+    assert smtp_server.sessions == []  # refused before any connection
+
+
+async def test_several_connections_carry_concurrent_sends(smtp_server, tmp_path):
+    """With ``connections = 3`` three sends at once go over three kept connections; one at a
+    time they stay on one."""
+    import asyncio
+
+    async with transport(smtp_server, tmp_path, connections=3) as tr:
+        assert tr.concurrency == 3
+        await asyncio.gather(*(tr.send(message(f"r{i}@example.org")) for i in range(9)))
+        assert len(smtp_server.sessions) == 3
+    assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(f"r{i}@example.org" for i in range(9))
