@@ -226,6 +226,36 @@ async def test_json_file_and_not_a_feed_file(tmp_path: Path) -> None:
         await fetch(source(str(page)))
 
 
+async def test_a_long_feed_is_parsed_in_a_thread_while_it_is_read(tmp_path: Path) -> None:
+    from bench.ingest import make_feed
+    from bot.ingest.fetch import CHUNK, ArticleStream
+
+    count = 2 * CHUNK + 7
+    path = tmp_path / "long.xml"
+    path.write_bytes(make_feed(count))
+    result = await fetch(source(str(path), max_bytes=50_000_000))
+    assert isinstance(result.articles, ArticleStream)  # a short feed is a plain list (tests above)
+    articles = list(result.articles)
+    assert [a.guid for a in articles] == [f"https://echo-du-sahel.example/?p={100000 + i}" for i in range(count)]
+    assert all(a.image_url and a.summary and "«" in a.content_html for a in articles)
+    with pytest.raises(RuntimeError, match="read once"):
+        list(result.articles)
+
+
+async def test_a_stream_left_early_stops_its_thread(tmp_path: Path) -> None:
+    from bench.ingest import make_feed
+    from bot.ingest.fetch import CHUNK
+
+    path = tmp_path / "long.xml"
+    path.write_bytes(make_feed(8 * CHUNK))
+    result = await fetch(source(str(path), max_bytes=50_000_000))
+    reading = iter(result.articles)
+    assert next(reading).guid.endswith("?p=100000")
+    reading.close()  # the caller gave up: the parsing thread must not wait forever
+    result.articles._thread.join(timeout=60)  # type: ignore[attr-defined]
+    assert not result.articles._thread.is_alive()  # type: ignore[attr-defined]
+
+
 # -- the contract: nothing but SourceError ----------------------------------------------------------
 
 async def test_an_unexpected_failure_still_comes_out_as_source_error() -> None:

@@ -11,11 +11,15 @@ import pytest
 from bot.ingest.normalize import (
     GUID_LIMIT,
     UNTITLED,
+    Image,
     absolute_url,
     canonical_url,
     clean_text,
+    complete_words,
+    images_in_html,
     labels,
     make_guid,
+    pick_image,
     scope_guid,
     strip_wordpress_boilerplate,
     summary_text,
@@ -277,3 +281,123 @@ def test_html_to_text_puts_spaces_between_blocks_and_drops_script_text() -> None
         "un deux trois quatre"
     assert html_to_text("l&rsquo;&eacute;t&eacute; &amp; co") == "l’été & co"
     assert html_to_text("<p>non fermé <b>gras") .strip() == "non fermé gras"
+
+
+# -- text a CMS mangled --------------------------------------------------------------------------
+
+def test_clean_text_puts_back_the_space_between_glued_paragraphs() -> None:
+    # WordPress's excerpt strips </p><p> without a space between the paragraphs.
+    assert clean_text("Le convoi est arrivé au Mali.Conduite par M. Mohamed Keïta, la délégation") == \
+        "Le convoi est arrivé au Mali. Conduite par M. Mohamed Keïta, la délégation"
+    assert clean_text("Voir echo-du-sahel.example ou 3.5 % et les U.S.A") == "Voir echo-du-sahel.example ou 3.5 % et les U.S.A"
+
+
+def test_truncate_prefers_a_whole_sentence() -> None:
+    text = "Le budget est adopté. " + "Les députés de l’opposition ont longuement débattu du texte " * 3
+    assert truncate(text.strip(), 30) == "Le budget est adopté…"
+    # 21 characters would waste most of the room: a word cut
+    assert truncate(text.strip(), 100) == ("Le budget est adopté. Les députés de l’opposition ont longuement "
+                                           "débattu du texte Les députés de…")
+
+
+FULL = ("<p>Le convoi humanitaire est arrivé au Mali.</p><p>Conduite par M. Mohamed Keïta, la délégation "
+        "rencontre les élus de Gao.</p>")
+
+
+@pytest.mark.parametrize("summary, expected", [
+    # the feed cut its excerpt at a character count, inside « Mohamed »: the half word and the initial go
+    ("Le convoi humanitaire est arrivé au Mali.Conduite par M. Moham…",
+     "Le convoi humanitaire est arrivé au Mali. Conduite par…"),
+    ("Le convoi humanitaire est arrivé au Mali. Conduite par M. Mohamed Ke [&hellip;]",
+     "Le convoi humanitaire est arrivé au Mali. Conduite par M. Mohamed…"),
+    # cut at a word boundary: nothing to do
+    ("Le convoi humanitaire est arrivé au Mali. Conduite par M. Mohamed […]",
+     "Le convoi humanitaire est arrivé au Mali. Conduite par M. Mohamed…"),
+    # a summary that is not the start of the article is not judged
+    ("Un résumé écrit à la main par la rédac", "Un résumé écrit à la main par la rédac"),
+])
+def test_a_word_the_feed_cut_in_half_is_dropped(summary: str, expected: str) -> None:
+    assert summary_text(summary, full=FULL) == expected
+
+
+def test_complete_words_needs_the_article_to_judge() -> None:
+    assert complete_words("au Mali. Conduite par M. Moham…", "") == "au Mali. Conduite par M. Moham…"
+    assert complete_words("Conduite par Moham…", "Conduite par Mohamed") == "Conduite par…"
+    assert complete_words("Conduite par Mohamed", "Conduite par Mohamed, hier") == "Conduite par Mohamed"
+
+
+# -- images --------------------------------------------------------------------------------------
+
+WP = "https://echo.example/wp-content/uploads/2026/11/"
+SRCSET_IMG = (f'<p><img src="{WP}budget-1024x576.jpg" alt="Les députés lors du vote" width="1024" height="576" '
+              f'srcset="{WP}budget-300x169.jpg 300w, {WP}budget-1024x576.jpg 1024w, {WP}budget-1536x864.jpg 1536w, '
+              f'{WP}budget-2048x1152.jpg 2048w, {WP}budget.jpg 2560w" sizes="(max-width: 1024px) 100vw"></p>')
+
+
+def test_images_in_html_reads_every_size_of_a_srcset() -> None:
+    found = images_in_html(SRCSET_IMG, "https://echo.example/a/")
+    assert found[0] == Image(f"{WP}budget-1024x576.jpg", 1024, 576, "Les députés lors du vote")
+    assert Image(f"{WP}budget-1536x864.jpg", 1536, 864, "Les députés lors du vote") in found
+    assert {i.width for i in found} == {300, 1024, 1536, 2048, 2560}
+
+
+def test_images_in_html_reads_lazy_loaded_images_and_skips_hidden_ones() -> None:
+    lazy = ('<svg><image href="/x.png"/><img src="/in-svg.png"></svg>'
+            '<img src="data:image/gif;base64,R0lGOD" data-src="/real.jpg" data-srcset="/real-800x600.jpg 800w" alt="">'
+            '<noscript><img src="/real.jpg"></noscript>')
+    found = images_in_html(lazy, "https://s.example/a/")
+    assert [i.url for i in found] == ["https://s.example/real.jpg", "https://s.example/real-800x600.jpg",
+                                      "https://s.example/real.jpg"]
+    assert found[0].alt is None  # alt="" says the picture is decorative: no alt text to carry
+
+
+def test_pick_image_takes_the_widest_size_a_newsletter_needs() -> None:
+    best = pick_image(images_in_html(SRCSET_IMG, None))
+    assert best == Image(f"{WP}budget-1536x864.jpg", 1536, 864, "Les députés lors du vote")
+
+
+def test_pick_image_prefers_a_full_size_to_a_150_thumbnail() -> None:
+    thumb = Image(f"{WP}mobile-money-150x150.jpg")
+    # media:thumbnail first, the same picture in the content with its sizes
+    assert pick_image([thumb, *images_in_html(SRCSET_IMG.replace("budget", "mobile-money"), None)]).width == 1536
+    # a thumbnail and an enclosure of unknown size (the original upload, usually)
+    assert pick_image([thumb, Image(f"{WP}mobile-money.jpg")]) == Image(f"{WP}mobile-money.jpg")
+    # the thumbnail alone is still better than nothing, with its true size
+    assert pick_image([thumb]) == Image(f"{WP}mobile-money-150x150.jpg", 150, 150)
+
+
+def test_pick_image_keeps_the_feeds_own_picture_and_borrows_alt_and_proportions() -> None:
+    featured = Image(f"{WP}budget.jpg", 1200)  # media:content with a width only
+    inline = images_in_html(f'<img src="{WP}budget-768x432.jpg" alt="Le vote" width="768" height="432">'
+                            f'<img src="{WP}autre-1200x800.jpg" width="1200" height="800">', None)
+    assert pick_image([featured, *inline]) == Image(f"{WP}budget.jpg", 1200, 675, "Le vote")
+    assert pick_image([Image(f"{WP}geant.jpg", 6000, 4000), Image(f"{WP}geant-3000x2000.jpg")]) == \
+        Image(f"{WP}geant-3000x2000.jpg", 3000, 2000)  # only huge sizes: the least huge
+    assert pick_image([]) is None
+
+
+def test_wordpress_boilerplate_shortcuts_remove_exactly_what_the_patterns_remove() -> None:
+    """The footers are searched for only where their words are, and without the leading
+    \\s* that made the patterns slow; the result is the patterns' own, on every mix of
+    pieces below."""
+    import random
+    import re
+
+    from bot.ingest import normalize as N
+
+    def patterns_only(text: str) -> str:
+        text = N._WP_MORE.sub(lambda m: "" if text[:m.start()].rstrip().endswith((".", "!", "?")) else N.ELLIPSIS,
+                              text)
+        for pattern in N._WP_BOILERPLATE:
+            text = pattern.sub("", text)
+        text = re.sub(r"\s*(?:…|\.\.\.)(?:\s*…)+", N.ELLIPSIS, text)
+        return re.sub(r"\s+" + N.ELLIPSIS + r"$", N.ELLIPSIS, text).strip()
+
+    pieces = ["Texte. ", " ", "\n", "The post X appeared first on Y.", "L’article A est apparu en premier sur B.",
+              "L'ARTICLE a est apparu en premier sur b", "Cet article c est apparu en premier sur d.\n",
+              "Lire la suite", " Read more →", "Continue reading «x»", "[…]", "[...]", "[&hellip;]", "…", "...",
+              " … ", "Mali.", "fin.", "lire plusieurs", "the post", "appeared first on", "\u00a0"]
+    rnd = random.Random(3)
+    for _ in range(5000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 8)))
+        assert strip_wordpress_boilerplate(text) == patterns_only(text), text

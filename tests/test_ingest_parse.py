@@ -90,6 +90,45 @@ def test_image_sources_in_order_of_preference() -> None:
     assert d.image_url is None
 
 
+WP = "https://s.example/wp-content/uploads/2026/11/"
+WORDPRESS_ITEM = f"""<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"
+  xmlns:content="http://purl.org/rss/1.0/modules/content/"><channel><link>https://s.example/</link>
+  <item><title>Convoi</title><link>https://s.example/convoi/?utm_source=rss&amp;utm_medium=rss</link>
+    <description>Le convoi humanitaire est arrivé au Mali.Conduite par M. Moham [&#8230;]</description>
+    <content:encoded><![CDATA[<p>Le convoi humanitaire est arrivé au Mali.</p><p>Conduite par M. Mohamed Keïta,
+      la délégation rencontre les élus.</p>
+      <figure><img src="{WP}convoi-1024x683.jpg" alt="Les camions à l’entrée de Gao" width="1024" height="683"
+        srcset="{WP}convoi-300x200.jpg 300w, {WP}convoi-1024x683.jpg 1024w, {WP}convoi-1536x1024.jpg 1536w,
+        {WP}convoi-2048x1365.jpg 2048w" sizes="(max-width: 1024px) 100vw, 1024px"></figure>]]></content:encoded>
+    <media:thumbnail url="{WP}convoi-150x150.jpg"/>
+  </item></channel></rss>""".encode()
+
+
+def test_wordpress_picture_is_the_srcset_size_with_its_alt_not_the_thumbnail() -> None:
+    (a,) = parse_feed(WORDPRESS_ITEM, source_id="s", base_url="https://s.example/feed", now=NOW)
+    assert a.image_url == f"{WP}convoi-1536x1024.jpg"
+    assert (a.image_alt, a.image_width, a.image_height) == ("Les camions à l’entrée de Gao", 1536, 1024)
+    assert "srcset" not in a.content_html  # read for the picture, never re-published
+
+
+def test_feed_excerpt_cut_mid_word_and_glued_paragraphs_are_repaired() -> None:
+    (a,) = parse_feed(WORDPRESS_ITEM, source_id="s", base_url="https://s.example/feed", now=NOW)
+    assert a.summary == "Le convoi humanitaire est arrivé au Mali. Conduite par…"
+
+
+def test_media_content_size_is_kept() -> None:
+    rss = b"""<rss version="2.0" xmlns:media="http://search.yahoo.com/mrss/"><channel><link>https://s.example/</link>
+      <item><title>m</title><link>https://s.example/1</link>
+        <media:content url="https://s.example/p.jpg" medium="image" width="800" height="1000"/></item>
+      <item><title>n</title><link>https://s.example/2</link>
+        <media:content url="https://s.example/q.jpg" medium="image" width="large" height="-3"/></item>
+    </channel></rss>"""
+    sized, unsized = parse_feed(rss, source_id="s", base_url="https://s.example/feed", now=NOW)
+    assert (sized.image_url, sized.image_width, sized.image_height, sized.image_alt) == (
+        "https://s.example/p.jpg", 800, 1000, None)
+    assert (unsized.image_url, unsized.image_width, unsized.image_height) == ("https://s.example/q.jpg", None, None)
+
+
 def test_entry_order_is_kept() -> None:
     items = "".join(f"<item><title>n{i}</title><guid isPermaLink='false'>g{i}</guid></item>" for i in range(5))
     out = parse_feed(f"<rss version='2.0'><channel>{items}</channel></rss>".encode(), source_id="s",
@@ -368,6 +407,12 @@ def test_demo_feed_french_text_survives_intact() -> None:
     assert "Annonces" in {c for a in articles for c in a.categories}
     ségou = by_title["Festival « Rives du Niger » : Ségou attend 40 000 visiteurs"]
     assert ségou.image_url == "https://echo-du-sahel.example/wp-content/uploads/2026/11/segou-scene-flottante.jpg"
+    assert (ségou.image_alt, ségou.image_width, ségou.image_height) == ("Maquette de la scène flottante", 1024, 683)
+    # media:content gives the size; the same picture in the content gives its alt text
+    assert (budget.image_alt, budget.image_width, budget.image_height) == (
+        "Les députés lors du vote du budget, dimanche à l’aube", 1200, 675)
+    money = by_title["Mobile money : les frais entre opérateurs baissent au 1er décembre"]
+    assert (money.image_width, money.image_height) == (150, 150)  # only a thumbnail: shown at its true size
 
 
 def test_demo_feed_description_of_the_long_article_is_long() -> None:

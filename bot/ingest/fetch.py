@@ -11,10 +11,15 @@ newsroom admin can act on.
 from __future__ import annotations
 
 import asyncio
+import logging
+import queue
+import threading
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
+from typing import Iterable, Iterator
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
@@ -25,7 +30,9 @@ from ..errors import SourceError
 from ..models import Article
 from ..net import RefusedAddress, guarded_client
 from ..settings import format_duration
-from .parse import parse_feed
+from .parse import FeedStream
+
+log = logging.getLogger(__name__)
 
 DEFAULT_USER_AGENT = "Tamtam/0.1 (+newsletter bot)"
 MAX_REDIRECTS = 5
@@ -36,10 +43,104 @@ ACCEPT = ("application/rss+xml, application/atom+xml, application/feed+json, app
 @dataclass(frozen=True)
 class FetchResult:
     not_modified: bool  # True on HTTP 304 (articles is then empty)
-    articles: list[Article]  # newest first, as in the feed
+    # Newest first, as in the feed: a list, or for a feed of more than CHUNK entries an
+    # ArticleStream, read once, that the parsing thread fills while the caller stores.
+    articles: Iterable[Article]
     etag: str | None  # to send next time
     last_modified: str | None  # to send next time
     url: str  # final URL after redirects (or the file path)
+
+
+#: Articles handed over at a time by the parsing thread; a feed of up to this many entries
+#: is parsed whole before fetch_source returns, as a list.
+CHUNK = 250
+_END = object()
+
+
+class _Pipe:
+    """What the parsing thread and the reader share: a short queue of chunks, so a long
+    feed is never held as Articles all at once, and a flag to stop the thread when the
+    reader leaves early."""
+
+    def __init__(self) -> None:
+        self.chunks: queue.Queue[object] = queue.Queue(maxsize=1)
+        self.closed = threading.Event()
+
+    def put(self, item: object) -> bool:
+        while not self.closed.is_set():
+            try:
+                self.chunks.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+class ArticleStream:
+    """The articles of a long feed, parsed in a thread while they are read (once).
+
+    Parsing goes on while the caller stores the chunk before, and at most a few chunks
+    wait in between. Every document-level error was raised by fetch_source already; an
+    unexpected failure later ends the stream early, logged, with what came before kept."""
+
+    def __init__(self, source_id: str, first: list[Article], rest: Iterator[Article]):
+        self.source_id = source_id
+        self._first: list[Article] | None = first
+        self._pipe = _Pipe()
+        self._thread = threading.Thread(target=_produce, args=(self._pipe, rest, source_id), daemon=True,
+                                         name=f"tamtam-parse-{source_id}")
+        self._thread.start()
+
+    def __iter__(self) -> Iterator[Article]:
+        first, self._first = self._first, None
+        if first is None:
+            raise RuntimeError("an ArticleStream is read once")
+        try:
+            yield from first
+            del first
+            while True:
+                chunk = self._pipe.chunks.get()
+                if chunk is _END:
+                    return
+                yield from chunk  # type: ignore[misc]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the parsing thread (the rest of the feed is not read)."""
+        self._pipe.closed.set()
+        try:
+            while True:
+                self._pipe.chunks.get_nowait()
+        except queue.Empty:
+            pass
+
+    def __del__(self) -> None:
+        self._pipe.closed.set()
+
+
+def _produce(pipe: _Pipe, articles: Iterator[Article], source_id: str) -> None:
+    try:
+        while not pipe.closed.is_set():
+            chunk = list(islice(articles, CHUNK))
+            if not chunk or not pipe.put(chunk):
+                break
+    except Exception:  # noqa: BLE001 - nothing may escape a thread; the reader gets what came before
+        log.exception("source %s: reading the feed failed partway; the articles before are kept", source_id)
+    finally:
+        pipe.put(_END)
+
+
+def _read_articles(data: bytes, *, source_id: str, base_url: str, now: datetime,
+                   content_type: str | None) -> Iterable[Article]:
+    """The feed's articles: a list for a short feed, else a stream parsed in a thread.
+    Raises SourceError for a document that is not a readable feed."""
+    stream = iter(FeedStream(data, source_id=source_id, base_url=base_url, now=now, content_type=content_type))
+    del data
+    first = list(islice(stream, CHUNK))
+    if len(first) < CHUNK:
+        return first
+    return ArticleStream(source_id, first, stream)
 
 
 async def fetch_source(source: Source, *, etag: str | None, last_modified: str | None, now: datetime,
@@ -95,7 +196,7 @@ def _fetch_file(source: Source, *, now: datetime, base_dir: Path) -> FetchResult
         raise SourceError(source.id, f"feed file {str(path)!r} is larger than {_size(source.max_bytes)} "
                                      f"(max_bytes); raise the limit if the feed is really that big")
     content_type = "application/feed+json" if path.suffix.lower() == ".json" else None
-    articles = parse_feed(data, source_id=source.id, base_url=str(path), now=now, content_type=content_type)
+    articles = _read_articles(data, source_id=source.id, base_url=str(path), now=now, content_type=content_type)
     return FetchResult(not_modified=False, articles=articles, etag=None, last_modified=None, url=str(path))
 
 
@@ -224,10 +325,10 @@ async def _fetch_http(source: Source, *, etag: str | None, last_modified: str | 
             await client.aclose()
     if isinstance(result, FetchResult):
         return result
-    # Parsing is CPU work (feedparser is pure Python): run it in a thread, outside the
-    # network deadline, so a large feed neither blocks the other polls nor counts as slow.
-    articles = await asyncio.to_thread(parse_feed, result.data, source_id=source.id, base_url=result.url, now=now,
-                                       content_type=result.content_type)
+    # Parsing is CPU work: run it in a thread, outside the network deadline, so a large feed
+    # neither blocks the other polls nor counts as slow.
+    articles = await asyncio.to_thread(_read_articles, result.data, source_id=source.id, base_url=result.url,
+                                       now=now, content_type=result.content_type)
     return FetchResult(False, articles, result.etag, result.last_modified, result.url)
 
 

@@ -18,7 +18,16 @@ from typing import Iterable
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from ..text import excerpt, is_tracking, sentence_spacing
-from .sanitize import DROPPED_WITH_CONTENT, drop_nul_refs, html_to_text, strip_unstorable
+from .sanitize import (
+    DROPPED_WITH_CONTENT,
+    drop_nul_refs,
+    feed_resolve,
+    html_to_text,
+    simple_tags,
+    simple_text,
+    strip_unstorable,
+    tag_attributes,
+)
 
 UNTITLED = "(sans titre)"
 SUMMARY_LIMIT = 600
@@ -41,10 +50,24 @@ _WP_BOILERPLATE = [
     re.compile(r"\s*Cet article\s.+?\sest apparu en premier sur\s.+?\.?\s*$", re.S | re.I),
     re.compile(r"\s*(Continue reading|Read more|Lire la suite|Lire plus)\b[^.]{0,120}$", re.I),
 ]
+# The same patterns without their leading \s*, which makes the regex engine try every
+# position of the text (a tenth of a millisecond a summary): each is searched for, then its
+# match is widened over the spaces before it, which is where the pattern above starts.
+_WP_FOOTERS = [re.compile(p.pattern.removeprefix(r"\s*"), p.flags) for p in _WP_BOILERPLATE]
+# Words each footer must contain (lower-case): a text without them is spared the search.
+_WP_WORDS = [("appeared first on",), ("est apparu en premier sur",), ("cet article",),
+             ("continue reading", "read more", "lire la suite", "lire plus")]
 _WP_MORE = re.compile(r"\s*\[\s*(?:…|\.\.\.|&hellip;)\s*\]")
+_ELLIPSES = re.compile(r"\s*(?:…|\.\.\.)(?:\s*…)+")
+_SPACED_ELLIPSIS = re.compile(r"\s+…$")
 
 
 # -- URLs -----------------------------------------------------------------------------
+
+# An absolute web URL that urljoin and urlsplit give back unchanged (ASCII host, no ';'
+# parameters, no empty '?' or '#', no whitespace): the common case, answered without them.
+_PLAIN_WEB_URL = re.compile(r"https?://[A-Za-z0-9.\-_~%!$&'()*+,=:@]+(?:/[^?#;\s]*)?(?:\?[^#\s]+)?(?:#\S+)?\Z")
+
 
 def absolute_url(url: str | None, base: str | None = None) -> str | None:
     """``url`` resolved against ``base``, or None unless the result is an http(s) URL."""
@@ -53,6 +76,8 @@ def absolute_url(url: str | None, base: str | None = None) -> str | None:
     url = strip_unstorable(url).strip()
     if not url:
         return None
+    if _PLAIN_WEB_URL.match(url):
+        return url
     try:
         if base and urlsplit(base).scheme in _WEB:
             url = urljoin(base, url)
@@ -143,7 +168,16 @@ def decode_leftover_entities(text: str, rounds: int = 2) -> str:
     return text
 
 
+# What sentence_spacing looks for (bot.text.typography: a letter or a closing bracket, a full
+# stop, two letters). It masks URLs and domains first, which only ever removes matches, so a
+# text without one is returned as it is: the check spares the masking, the costliest step of
+# reading an article's summary.
+_MAYBE_GLUED = re.compile(r"(?:[^\W\d_]|[)»”])(?:[.!?]|…)[^\W\d_]{2}")
+
+
 def collapse(text: str) -> str:
+    if "\u00a0" not in text and "\u202f" not in text:
+        return " ".join(text.split())  # the same, without the regex, when no no-break space is kept
     return _WS.sub(" ", text).strip()
 
 
@@ -160,20 +194,37 @@ def clean_text(fragment: str | None) -> str:
     """
     if not fragment:
         return ""
+    text = collapse(_plain_text(fragment))
+    return sentence_spacing(text) if _MAYBE_GLUED.search(text) else text
+
+
+def _plain_text(fragment: str) -> str:
+    """:func:`clean_text` before its spaces are tidied: the same characters but for spacing."""
     text = decode_leftover_entities(html_to_text(strip_unstorable(fragment)))
     if _TAG.search(text):
         text = html_to_text(html.escape(text, quote=False).replace("&lt;", "<").replace("&gt;", ">"))
-    return sentence_spacing(collapse(strip_unstorable(text)))
+    return strip_unstorable(text)
 
 
 def strip_wordpress_boilerplate(text: str) -> str:
     """Remove WordPress's '[…]' marker and 'The post X appeared first on Y.' footers."""
     # After a full sentence the marker adds nothing; mid-sentence it becomes an ellipsis.
-    text = _WP_MORE.sub(lambda m: "" if text[:m.start()].rstrip().endswith((".", "!", "?")) else ELLIPSIS, text)
-    for pattern in _WP_BOILERPLATE:
-        text = pattern.sub("", text)
-    text = re.sub(r"\s*(?:…|\.\.\.)(?:\s*…)+", ELLIPSIS, text)  # '… […]' → one ellipsis
-    text = re.sub(r"\s+" + ELLIPSIS + r"$", ELLIPSIS, text)
+    if "[" in text:
+        text = _WP_MORE.sub(lambda m: "" if text[:m.start()].rstrip().endswith((".", "!", "?")) else ELLIPSIS,
+                            text)
+    low = text.lower()
+    for pattern, words in zip(_WP_FOOTERS, _WP_WORDS):
+        if any(w in low for w in words):
+            m = pattern.search(text)
+            if m is not None:
+                start = m.start()
+                while start and text[start - 1].isspace():
+                    start -= 1
+                text = text[:start] + text[m.end():]
+                low = text.lower()
+    if ELLIPSIS in text:
+        text = _ELLIPSES.sub(ELLIPSIS, text)  # '… […]' → one ellipsis
+        text = _SPACED_ELLIPSIS.sub(ELLIPSIS, text)
     return text.strip()
 
 
@@ -191,19 +242,38 @@ def complete_words(summary: str, full: str) -> str:
     M. Moham… »; when ``full`` goes on « Mohamed », the half word is dropped (« … par M.… »
     would be worse, so trailing punctuation goes with it). Spaces are ignored in the
     comparison, since the two texts are often spaced differently."""
-    body = _CUT_MARK.sub("", summary)
+    return _complete_words(summary, full, whole=True) or summary
+
+
+def _without_cut_mark(summary: str) -> str:
+    """``_CUT_MARK.sub("", summary)``, without trying the pattern at every position."""
+    if summary.endswith("…"):
+        return summary[:-1].rstrip()
+    if summary.endswith("..."):
+        return summary[:-3].rstrip()
+    return _CUT_MARK.sub("", summary) if summary.endswith("\n") else summary
+
+
+def _complete_words(summary: str, full: str, *, whole: bool) -> str | None:
+    """:func:`complete_words`; with ``whole=False``, ``full`` may be only the beginning of
+    the article's text, and None means it was too short to judge."""
+    body = _without_cut_mark(summary)
     if not body or not full:
-        return summary
+        return summary if whole or body else None
     pos = 0
     for char in body:
         if char.isspace():
             continue
         while pos < len(full) and full[pos].isspace():
             pos += 1
-        if pos >= len(full) or full[pos] != char:
+        if pos >= len(full):
+            return summary if whole else None  # not a prefix of the article: nothing to judge by
+        if full[pos] != char:
             return summary  # not a prefix of the article: nothing to judge by
         pos += 1
-    if pos >= len(full) or not full[pos].isalnum() or not body[-1].isalnum():
+    if pos >= len(full):
+        return summary if whole else None
+    if not full[pos].isalnum() or not body[-1].isalnum():
         return summary  # the summary ends on a whole word
     space = body.rfind(" ")
     if space <= 0:
@@ -217,9 +287,47 @@ def summary_text(fragment: str | None, limit: int = SUMMARY_LIMIT, full: str | N
     """The plain-text summary of ``fragment``, capped at ``limit``; with ``full`` (the
     article's HTML content) a last word the feed cut in half is dropped."""
     text = strip_wordpress_boilerplate(clean_text(fragment))
-    if full and text:
-        text = complete_words(text, clean_text(full))
+    if full and text and _may_end_mid_word(text):
+        # complete_words ignores spaces, so the article's text is not tidied for it (the
+        # spacing work on a long article costs more than the rest of its summary), and
+        # the beginning of the article is read first: it is nearly always enough.
+        start = _text_start(full, 2 * len(text) + 64)
+        judged = _complete_words(text, start, whole=False) if start is not None else None
+        text = judged if judged is not None else complete_words(text, _plain_text(full))
     return truncate(text, limit)
+
+
+def _may_end_mid_word(summary: str) -> bool:
+    """False when :func:`complete_words` would keep ``summary`` whatever the article says."""
+    body = _without_cut_mark(summary)
+    return bool(body) and body[-1].isalnum()
+
+
+def _text_start(fragment: str, chars: int) -> str | None:
+    """The first ``chars`` characters (or a few more) of ``_plain_text(fragment)``, read from
+    the beginning of the HTML only; None when that is not sure to give the same characters.
+
+    It is sure when the HTML up to there is simple (see sanitize.simple_tags) and its text
+    holds no '<' or '&': decoding entities or stripping tags later in the article then
+    cannot reach back into it."""
+    whole = simple_tags(fragment)  # read again for the images right after: see simple_tags
+    if whole is not None:
+        end = next((i for i, m in enumerate(whole) if m.end() > 2 * chars), None)
+        if end is None:
+            return None
+        head, tags = fragment[:whole[end].end()], whole[:end + 1]
+    else:
+        cut = fragment.find(">", 2 * chars)
+        if cut < 0:
+            return None
+        head = fragment[:cut + 1]
+        tags = simple_tags(head)
+    if tags is None or "&" in head or strip_unstorable(head) is not head:
+        return None
+    text = simple_text(head, tags).replace("\u200b", "")
+    if len(text) < chars or "<" in text:
+        return None
+    return strip_unstorable(text)
 
 
 def title_text(raw_title: str | None, summary: str = "", words: int = 12) -> str:
@@ -316,14 +424,22 @@ def _path(url: str) -> str:
         return url
 
 
+_HOST_AND_PATH = re.compile(r"https?://([A-Za-z0-9.\-_~%!$&'()*+,=:@]+)([^?#;\s]*)")
+
+
 def image_identity(url: str) -> str:
     """The same picture whatever its size: host and path without WordPress's size suffix."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    path = _WP_SCALED.sub("", _WP_SIZE.sub("", parts.path))
-    return f"{parts.netloc.lower()}{path}"
+    plain = _PLAIN_WEB_URL.match(url) and _HOST_AND_PATH.match(url)
+    if plain:  # what urlsplit would say, without it
+        netloc, path = plain.group(1), plain.group(2)
+    else:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            return url
+        netloc, path = parts.netloc, parts.path
+    path = _WP_SCALED.sub("", _WP_SIZE.sub("", path))
+    return f"{netloc.lower()}{path}"
 
 
 def wordpress_size(url: str) -> tuple[int, int] | None:
@@ -355,22 +471,41 @@ class _ImageFinder(HTMLParser):
             self._skip = max(0, self._skip - 1)
 
 
-def images_in_html(fragment: str | None, base: str | None) -> list[Image]:
+_IMG = re.compile("<img", re.I)
+
+
+def _img_attributes(fragment: str) -> list[dict[str, str]] | None:
+    """The attributes of every <img> of a simple fragment (see ``sanitize.simple_tags``)."""
+    tags = simple_tags(fragment)
+    if tags is None:
+        return None
+    return [{k: v for k, v in tag_attributes(m.group(3)) if v is not None}
+            for m in tags if not m.group(1) and m.group(2).lower() == "img"]
+
+
+def images_in_html(fragment: str | None, base: str | None, *, feed_base: str | None = None) -> list[Image]:
     """Every ``<img>`` of an article's HTML as candidates, with each size its ``srcset``
-    lists (lazy-loading plugins' ``data-src``/``data-srcset`` too), in document order."""
-    if not fragment or "<img" not in fragment.lower():
+    lists (lazy-loading plugins' ``data-src``/``data-srcset`` too), in document order.
+    With ``feed_base`` (HTML read straight from the feed), each ``src`` is first resolved
+    against the feed's base as feedparser would have done."""
+    if not fragment or ("<img" not in fragment and not _IMG.search(fragment)):
         return []
-    finder = _ImageFinder()
-    try:
-        finder.feed(fragment)
-        finder.close()
-    except Exception:  # noqa: BLE001 - HTMLParser is lenient; an odd fragment just has no image
-        return []
+    found = _img_attributes(fragment)
+    if found is None:
+        finder = _ImageFinder()
+        try:
+            finder.feed(fragment)
+            finder.close()
+        except Exception:  # noqa: BLE001 - HTMLParser is lenient; an odd fragment just has no image
+            return []
+        found = finder.found
     out: list[Image] = []
-    for attrs in finder.found:
+    for attrs in found:
         alt = clean_text(attrs.get("alt")) or None
         width, height = pixels(attrs.get("width")), pixels(attrs.get("height"))
         src = attrs.get("src") or ""
+        if feed_base is not None and src:
+            src = feed_resolve(feed_base, src)
         if not src or src.startswith("data:"):
             src = attrs.get("data-src") or attrs.get("data-lazy-src") or src
         url = absolute_url(src, base)

@@ -1,28 +1,31 @@
-"""Feed bytes → Articles. RSS and Atom go through feedparser, which copes with wrong
-encodings and ill-formed XML; JSON Feed through the json module.
+"""Feed bytes → Articles. Well-formed UTF-8 RSS 2.0 and Atom 1.0 go through a fast lxml
+reader (:mod:`.fastfeed`) that gives the entries feedparser would; anything else (other
+encodings, ill-formed XML, RSS 0.9x/1.0, the odd construct the fast reader refuses, from
+the entry where it refuses on) goes through feedparser, which copes with all of it. JSON
+Feed goes through the json module.
 
 Each format is first read into a :class:`RawEntry` (the entry's values as the feed gave
 them), and one function turns a RawEntry into an Article, so every format gets the same
 normalisation. One broken entry is skipped with a warning; it does not lose the others.
+Articles come out one at a time (:class:`FeedStream`), so a 10,000-item feed is never held
+as 10,000 Articles at once.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from html import escape
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 from urllib.parse import urlsplit
-
-import feedparser
-import feedparser.mixin
-import feedparser.sanitizer
 
 from ..errors import SourceError
 from ..models import Article
+from . import fastfeed
 from .normalize import (
     Image,
     absolute_url,
@@ -48,31 +51,45 @@ _BLOCK_START = re.compile(r"<(p|ul|ol|h[2-4]|blockquote|figure)\b", re.I)
 # would lose the whole feed for one stray reference, so those are removed before parsing.
 _CHAR_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 
-# feedparser resolves an entry's id against the feed URL as if it were a link, so a bare
-# <guid>1</guid> comes back as https://site/feed/1 and can no longer be told from a real URL:
-# two sites' "1" would then collide, or pass for a global id. Ids are names, not links, and
-# are read as written (links, images and content are still resolved). feedparser has no
-# option for this; its class-level table of elements to resolve is private, so the change is
-# guarded, and the tests on bare guids fail if a feedparser upgrade moves the table.
-_FP_MIXIN = getattr(feedparser.mixin, "_FeedParserMixin", None)
-if _FP_MIXIN is not None and "id" in getattr(_FP_MIXIN, "can_be_relative_uri", ()):
-    _FP_MIXIN.can_be_relative_uri = set(_FP_MIXIN.can_be_relative_uri) - {"id"}
+_feedparser_module: list[Any] = []
 
-# feedparser's own sanitiser drops an <img>'s srcset (and lazy-loading plugins' data-src), which
-# is where WordPress lists the sizes of a picture; the image picker reads them from the entry's
-# HTML. They run nothing, and nh3 removes them from the HTML Tamtam re-publishes anyway.
-_FP_SANITIZER = getattr(feedparser.sanitizer, "_HTMLSanitizer", None)
-if _FP_SANITIZER is not None and isinstance(getattr(_FP_SANITIZER, "acceptable_attributes", None), (set, frozenset)):
-    _FP_SANITIZER.acceptable_attributes = set(_FP_SANITIZER.acceptable_attributes) | {
-        "srcset", "data-src", "data-srcset", "data-lazy-src", "data-lazy-srcset"}
 
-# feedparser sets bozo for these even though it read the feed fine (a charset that
-# disagrees with the XML prolog, a text/plain Content-Type…); they are not failures.
-_HARMLESS_BOZO = (
-    feedparser.CharacterEncodingOverride,
-    feedparser.NonXMLContentType,
-    feedparser.CharacterEncodingUnknown,
-)
+def _feedparser() -> Any:
+    """feedparser, imported the first time a feed needs it (it is a tenth of a second to
+    import, and most feeds never need it), with Tamtam's two adjustments."""
+    if _feedparser_module:
+        return _feedparser_module[0]
+    # Here, not at the top: a tenth of a second to import, for the feeds the fast reader refuses.
+    import feedparser
+    import feedparser.mixin
+    import feedparser.sanitizer
+
+    # feedparser resolves an entry's id against the feed URL as if it were a link, so a bare
+    # <guid>1</guid> comes back as https://site/feed/1 and can no longer be told from a real
+    # URL: two sites' "1" would then collide, or pass for a global id. Ids are names, not
+    # links, and are read as written (links, images and content are still resolved).
+    # feedparser has no option for this; its class-level table of elements to resolve is
+    # private, so the change is guarded, and the tests on bare guids fail if a feedparser
+    # upgrade moves the table. (The fast reader reads ids the same way.)
+    mixin = getattr(feedparser.mixin, "_FeedParserMixin", None)
+    if mixin is not None and "id" in getattr(mixin, "can_be_relative_uri", ()):
+        mixin.can_be_relative_uri = set(mixin.can_be_relative_uri) - {"id"}
+    # feedparser's own sanitiser drops an <img>'s srcset (and lazy-loading plugins' data-src),
+    # which is where WordPress lists the sizes of a picture; the image picker reads them from
+    # the entry's HTML. They run nothing, and nh3 removes them from the HTML Tamtam re-publishes.
+    sanitizer = getattr(feedparser.sanitizer, "_HTMLSanitizer", None)
+    if sanitizer is not None and isinstance(getattr(sanitizer, "acceptable_attributes", None), (set, frozenset)):
+        sanitizer.acceptable_attributes = set(sanitizer.acceptable_attributes) | {
+            "srcset", "data-src", "data-srcset", "data-lazy-src", "data-lazy-srcset"}
+    _feedparser_module.append(feedparser)
+    return feedparser
+
+
+def _harmless_bozo() -> tuple[type[BaseException], ...]:
+    """feedparser sets bozo for these even though it read the feed fine (a charset that
+    disagrees with the XML prolog, a text/plain Content-Type…); they are not failures."""
+    fp = _feedparser()
+    return (fp.CharacterEncodingOverride, fp.NonXMLContentType, fp.CharacterEncodingUnknown)
 
 
 @dataclass(frozen=True)
@@ -88,6 +105,9 @@ class RawEntry:
     published: Any = None  # struct_time, RFC 3339 string, datetime or None
     categories: tuple[str, ...] = ()
     images: tuple[Image, ...] = ()  # explicit images (media:content, thumbnail, image enclosure), best first
+    # The feed's base for the links of the HTML, when the HTML comes as the feed wrote it
+    # (the fast reader); None when feedparser already resolved them.
+    html_base: str | None = None
 
 
 @dataclass(frozen=True)
@@ -113,23 +133,167 @@ def parse_feed(data: bytes, *, source_id: str, base_url: str, now: datetime,
 
 
 def read_feed(data: bytes, *, source_id: str, base_url: str, now: datetime,
-              content_type: str | None = None) -> ParsedFeed:
-    """Like :func:`parse_feed`, keeping the feed's own title and link as well."""
-    if not data or not data.strip():
-        raise SourceError(source_id, "the feed is empty (no bytes received)")
-    if _looks_like_json(data, content_type):
-        return _read_json_feed(data, source_id=source_id, base_url=base_url, now=now, content_type=content_type)
-    return _read_xml_feed(data, source_id=source_id, base_url=base_url, now=now, content_type=content_type)
+              content_type: str | None = None, fast: bool = True) -> ParsedFeed:
+    """Like :func:`parse_feed`, keeping the feed's own title and link as well. ``fast=False``
+    reads RSS and Atom with feedparser alone (the tests compare both readers)."""
+    stream = FeedStream(data, source_id=source_id, base_url=base_url, now=now, content_type=content_type,
+                        fast=fast)
+    articles = list(stream)
+    return ParsedFeed(format=stream.format, title=stream.title, link=stream.link, articles=articles,
+                      skipped=stream.skipped)
+
+
+class FeedStream:
+    """The Articles of one document, made one at a time as they are iterated (once).
+
+    Creating it reads as far as the first entry, so a document that is no feed raises
+    SourceError here, not halfway through. ``format``, ``title`` and ``link`` are known
+    from then on (``link`` may still change when a feed names its link after its entries);
+    ``skipped`` is final once the iteration is over, and ``reader`` says which reader read
+    it: 'fast', 'feedparser', 'fast+feedparser' (the fast reader stopped partway), 'json'.
+    """
+
+    def __init__(self, data: bytes, *, source_id: str, base_url: str, now: datetime,
+                 content_type: str | None = None, fast: bool = True):
+        self.source_id, self.base_url, self.now, self.content_type = source_id, base_url, now, content_type
+        self.skipped = 0
+        self.format, self.title, self.link = "", "", None
+        self._data: bytes | None = data
+        self._articles: Iterator[Article]
+        if not data or data.isspace():  # (not data.strip(): that copies a long feed whole)
+            raise SourceError(source_id, "the feed is empty (no bytes received)")
+        if _looks_like_json(data, content_type):
+            parsed = _read_json_feed(data, source_id=source_id, base_url=base_url, now=now,
+                                     content_type=content_type)
+            self.reader, self.format, self.title, self.link = "json", parsed.format, parsed.title, parsed.link
+            self.skipped = parsed.skipped
+            self._data = None
+            self._articles = iter(parsed.articles)
+            return
+        fmt = fastfeed.sniff(data, content_type, web=_web_base(base_url) is not None) if fast else None
+        if fmt is not None:
+            started = self._start_fast(data, fmt)
+            if started is not None:
+                self.reader = "fast"
+                self._articles = started
+                return
+        self.reader = "feedparser"
+        self._articles = self._feedparser_articles(skip=0)
+
+    def __iter__(self) -> Iterator[Article]:
+        return self._articles
+
+    # -- the fast reader, and feedparser from where it stops
+    def _start_fast(self, data: bytes, fmt: str) -> Iterator[Article] | None:
+        reader = fastfeed.FastReader(data, fmt, _web_base(self.base_url))
+        entries = reader.entries()
+        try:
+            first = next(entries, None)
+        except Exception as exc:  # noqa: BLE001 - whatever the fast reader refuses, feedparser reads
+            self._fast_gave_up(exc, 0)
+            return None
+        self.format = fmt
+        self._set_head(reader)
+        return self._fast_articles(reader, entries, first)
+
+    def _set_head(self, reader: fastfeed.FastReader) -> None:
+        head = reader.head
+        self.title = title_text(head.title, "") if head.title else ""
+        self.link = _str(head.link)
+
+    def _fast_articles(self, reader: fastfeed.FastReader, entries: Iterator[dict[str, Any]],
+                       first: dict[str, Any] | None) -> Iterator[Article]:
+        given = 0  # entries whose articles were given (or skipped) already
+        pending: list[dict[str, Any]] = []
+        try:
+            entry = first
+            while entry is not None:
+                if reader.link_pending:  # the feed's link may come after its entries: wait for it
+                    pending.append(entry)
+                else:
+                    yield from self._build([self._raw(entry, reader.head.base)], self.link)
+                    given += 1
+                entry = next(entries, None)
+        except Exception as exc:  # noqa: BLE001 - the rest of the document goes to feedparser
+            self._fast_gave_up(exc, given)
+            try:
+                rest = self._feedparser_articles(skip=given)
+            except SourceError as error:
+                log.warning("%s (after %d articles)", error, given)
+                return
+            yield from rest
+            return
+        if pending:
+            self._set_head(reader)
+            base = reader.head.base
+            pending.reverse()
+            while pending:  # built in order, and let go of as they are
+                yield from self._build([self._raw(pending.pop(), base)], self.link)
+        self._data = None
+
+    def _raw(self, entry: dict[str, Any], html_base: str) -> RawEntry | None:
+        try:
+            return dataclasses.replace(_raw_from_feedparser(entry), html_base=html_base)
+        except Exception as exc:  # noqa: BLE001 - one odd entry must not lose the others
+            log.warning("source %s: skipped an entry the feed gave oddly: %r", self.source_id, exc)
+            return None
+
+    def _fast_gave_up(self, exc: BaseException, done: int) -> None:
+        level = logging.DEBUG if isinstance(exc, fastfeed.NotFast) or type(exc).__name__ == "XMLSyntaxError" \
+            else logging.WARNING
+        log.log(level, "source %s: feedparser reads this feed from entry %d on (%s: %s)", self.source_id, done + 1,
+                type(exc).__name__, exc)
+        if done:
+            self.reader = "fast+feedparser"
+
+    def _build(self, raws: list[RawEntry | None], feed_link: str | None) -> Iterator[Article]:
+        base = _web_base(self.base_url, feed_link)
+        for raw in raws:
+            if raw is None:
+                self.skipped += 1
+                continue
+            articles, skipped = _build_all([raw], source_id=self.source_id, base=base, feed_link=feed_link,
+                                           now=self.now)
+            self.skipped += skipped
+            yield from articles
+
+    # -- feedparser
+    def _feedparser_articles(self, skip: int) -> Iterator[Article]:
+        data = self._data
+        self._data = None
+        assert data is not None
+        parsed = _feedparser_parse(data, source_id=self.source_id, base_url=self.base_url,
+                                   content_type=self.content_type)
+        del data
+        feed = parsed.get("feed") or {}
+        if not skip:
+            self.format = parsed.get("version") or ""
+            self.title = title_text(feed.get("title"), "") if feed.get("title") else ""
+            self.link = _str(feed.get("link"))
+        entries = parsed.get("entries") or []
+        return self._feedparser_entries(entries[skip:], self.link)
+
+    def _feedparser_entries(self, entries: list[Any], feed_link: str | None) -> Iterator[Article]:
+        for entry in entries:
+            try:
+                raw: RawEntry | None = _raw_from_feedparser(entry)
+            except Exception as exc:  # noqa: BLE001 - one odd entry must not lose the others
+                log.warning("source %s: skipped an entry feedparser returned oddly: %r", self.source_id, exc)
+                raw = None
+            yield from self._build([raw], feed_link)
 
 
 # -- format detection -------------------------------------------------------------------
+
+_FIRST_BYTE = re.compile(rb"[\xef\xbb\xbf \t\r\n]*(.)", re.S)
+
 
 def _looks_like_json(data: bytes, content_type: str | None) -> bool:
     mime = (content_type or "").split(";")[0].strip().lower()
     if mime in ("application/feed+json", "application/json") or mime.endswith("+json"):
         return True
-    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    return head in (b"{", b"[")
+    m = _FIRST_BYTE.match(data)  # (not data.lstrip(): that copies a long feed whole)
+    return m is not None and m.group(1) in (b"{", b"[")
 
 
 def _web_base(*candidates: str | None) -> str | None:
@@ -207,8 +371,10 @@ def _text_to_html(text: str) -> str:
 
 # -- RSS and Atom -------------------------------------------------------------------------
 
-def _read_xml_feed(data: bytes, *, source_id: str, base_url: str, now: datetime,
-                   content_type: str | None) -> ParsedFeed:
+def _feedparser_parse(data: bytes, *, source_id: str, base_url: str, content_type: str | None) -> Any:
+    """feedparser's reading of a document; SourceError when it is no feed, or one so broken
+    that no entry can be read."""
+    fp = _feedparser()
     headers: dict[str, str] = {}
     # feedparser needs the HTTP Content-Type to pick the right encoding (it overrides the
     # XML prolog), and the URL to resolve relative links; a local file has neither.
@@ -219,30 +385,16 @@ def _read_xml_feed(data: bytes, *, source_id: str, base_url: str, now: datetime,
         headers["content-location"] = web_base
     data = _drop_impossible_char_refs(data)
     try:
-        parsed = feedparser.parse(data, response_headers=headers)
+        parsed = fp.parse(data, response_headers=headers)
     except Exception as exc:  # noqa: BLE001 - feedparser should never raise, but a bug must not escape
         raise SourceError(source_id, f"the feed cannot be parsed: {exc}") from exc
-
-    version = parsed.get("version") or ""
-    entries = parsed.get("entries") or []
-    feed = parsed.get("feed") or {}
-    if not entries:
-        if not version:
+    if not (parsed.get("entries") or []):
+        if not parsed.get("version"):
             raise SourceError(source_id, _not_a_feed(data, content_type, parsed))
         exc = parsed.get("bozo_exception")
-        if parsed.get("bozo") and exc is not None and not isinstance(exc, _HARMLESS_BOZO):
+        if parsed.get("bozo") and exc is not None and not isinstance(exc, _harmless_bozo()):
             raise SourceError(source_id, f"the feed is broken and no article could be read ({_describe(exc)})")
-    feed_link = _str(feed.get("link"))
-    base = _web_base(base_url, feed_link)
-    raws = []
-    for entry in entries:
-        try:
-            raws.append(_raw_from_feedparser(entry))
-        except Exception as exc:  # noqa: BLE001 - one odd entry must not lose the others
-            log.warning("source %s: skipped an entry feedparser returned oddly: %r", source_id, exc)
-    articles, skipped = _build_all(raws, source_id=source_id, base=base, feed_link=feed_link, now=now)
-    return ParsedFeed(format=version, title=title_text(feed.get("title"), "") if feed.get("title") else "",
-                      link=feed_link, articles=articles, skipped=skipped + len(entries) - len(raws))
+    return parsed
 
 
 def _drop_impossible_char_refs(data: bytes) -> bytes:
@@ -392,7 +544,7 @@ def build_article(raw: RawEntry, *, source_id: str, base: str | None, feed_link:
     if url is None and entry_id:
         url = absolute_url(entry_id) if entry_id.startswith(("http://", "https://")) else None
 
-    content_html = clean_html(raw.content_html or raw.summary_html or "", url or base)
+    content_html = clean_html(raw.content_html or raw.summary_html or "", url or base, feed_base=raw.html_base)
     if content_html and not _BLOCK_START.match(content_html):
         content_html = f"<p>{content_html}</p>"  # bare text from a description: give it a paragraph
     summary = summary_text(raw.summary_html, full=raw.content_html) or summary_text(raw.content_html)
@@ -404,7 +556,8 @@ def build_article(raw: RawEntry, *, source_id: str, base: str | None, feed_link:
     # (read from the raw HTML: the sanitiser keeps no srcset).
     where = url or base
     explicit = [Image(u, c.width, c.height, c.alt) for c in raw.images if (u := absolute_url(c.url, where))]
-    image = pick_image(explicit + images_in_html(raw.content_html or raw.summary_html, where))
+    image = pick_image(explicit + images_in_html(raw.content_html or raw.summary_html, where,
+                                                 feed_base=raw.html_base))
 
     published = to_utc(raw.published) or to_utc(now)
     author = clean_text(raw.author) if raw.author else None

@@ -7,8 +7,9 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Iterable, Iterator
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError
 
 from ..models import Article
@@ -17,6 +18,10 @@ from . import tables as t
 from .db import Database
 
 log = logging.getLogger(__name__)
+
+#: Articles written per round trip: one SELECT of the guids already stored, one INSERT of
+#: the new ones, one UPDATE of the edited ones.
+CHUNK = 250
 
 
 @dataclass(frozen=True)
@@ -96,31 +101,66 @@ class Articles:
                 conn.execute(t.sources.insert().values(id=source_id, **values))
 
     # -- articles -------------------------------------------------------------------
-    def upsert(self, items: list[Article], *, now: datetime) -> UpsertResult:
+    def upsert(self, items: Iterable[Article], *, now: datetime) -> UpsertResult:
         """Insert new articles; update edited ones in place (same guid) without making them new again.
 
         An edit never changes ``published_at`` or ``first_seen_at``: what was sent stays sent,
-        and an article the feed re-dates is not news a second time.
+        and an article the feed re-dates is not news a second time. ``items`` may be a
+        stream (see bot.ingest.fetch.ArticleStream): it is read once, CHUNK at a time, in one
+        transaction. A chunk the database refuses is written again row by row, so one bad
+        entry never loses the others.
         """
         new = updated = unchanged = rejected = 0
         seen: set[str] = set()
         with self.db.begin() as conn:
-            for a in items:
-                if a.guid in seen:  # a feed listing the same entry twice
-                    continue
-                seen.add(a.guid)
+            for chunk in _chunks(items, seen):
                 try:
-                    with conn.begin_nested():  # one bad entry must not lose the whole poll
-                        outcome = self._upsert_one(conn, a, now)
+                    with conn.begin_nested():
+                        n, u, c = self._upsert_chunk(conn, chunk, now)
                 except DBAPIError as exc:
-                    log.warning("article %r from %s not stored: %s", a.guid[:200], a.source_id,
-                                getattr(exc, "orig", exc))
-                    rejected += 1
-                    continue
-                new += outcome == "new"
-                updated += outcome == "updated"
-                unchanged += outcome == "unchanged"
+                    log.info("%d articles from %s refused together (%s); writing them one by one", len(chunk),
+                             chunk[0].source_id, getattr(exc, "orig", exc))
+                    n = u = c = 0
+                    for a in chunk:
+                        try:
+                            with conn.begin_nested():  # one bad entry must not lose the whole poll
+                                outcome = self._upsert_one(conn, a, now)
+                        except DBAPIError as row_exc:
+                            log.warning("article %r from %s not stored: %s", a.guid[:200], a.source_id,
+                                        getattr(row_exc, "orig", row_exc))
+                            rejected += 1
+                            continue
+                        n += outcome == "new"
+                        u += outcome == "updated"
+                        c += outcome == "unchanged"
+                new, updated, unchanged = new + n, updated + u, unchanged + c
         return UpsertResult(new, updated, unchanged, rejected)
+
+    @staticmethod
+    def _upsert_chunk(conn: Connection, chunk: list[Article], now: datetime) -> tuple[int, int, int]:
+        """(new, updated, unchanged) for a chunk of articles with distinct guids."""
+        stored = {row.guid: (row.id, row.content_hash) for row in conn.execute(
+            select(t.articles.c.guid, t.articles.c.id, t.articles.c.content_hash)
+            .where(t.articles.c.guid.in_([a.guid for a in chunk])))}
+        inserts: list[dict[str, object]] = []
+        updates: list[dict[str, object]] = []
+        unchanged = 0
+        for a in chunk:
+            h = content_hash(a)
+            row = stored.get(a.guid)
+            if row is None:
+                inserts.append(dict(_fields(a, h), guid=a.guid, source_id=a.source_id, published_at=a.published_at,
+                                    first_seen_at=now, updated_at=now))
+            elif row[1] != h:
+                updates.append(dict(_fields(a, h), row_id=row[0], updated_at=now))
+            else:
+                unchanged += 1
+        if inserts:
+            conn.execute(t.articles.insert(), inserts)
+        if updates:
+            conn.execute(update(t.articles).where(t.articles.c.id == bindparam("row_id"))
+                         .values({c: bindparam(c) for c in (*_FIELD_NAMES, "updated_at")}), updates)
+        return len(inserts), len(updates), unchanged
 
     @staticmethod
     def _upsert_one(conn: Connection, a: Article, now: datetime) -> str:
@@ -128,9 +168,7 @@ class Articles:
         row = conn.execute(
             select(t.articles.c.id, t.articles.c.content_hash).where(t.articles.c.guid == a.guid)
         ).first()
-        fields = dict(url=a.url, title=a.title, author=a.author, categories=list(a.categories),
-                      summary=a.summary, content_html=a.content_html, image_url=a.image_url, image_alt=a.image_alt,
-                      image_width=a.image_width, image_height=a.image_height, content_hash=h)
+        fields = _fields(a, h)
         if row is None:
             conn.execute(t.articles.insert().values(
                 guid=a.guid, source_id=a.source_id, published_at=a.published_at,
@@ -144,3 +182,29 @@ class Articles:
     def count(self) -> int:
         with self.db.connect() as conn:
             return conn.execute(select(func.count()).select_from(t.articles)).scalar_one()
+
+
+_FIELD_NAMES = ("url", "title", "author", "categories", "summary", "content_html", "image_url", "image_alt",
+                "image_width", "image_height", "content_hash")
+
+
+def _fields(a: Article, h: str) -> dict[str, object]:
+    """The columns an edit may change."""
+    return dict(url=a.url, title=a.title, author=a.author, categories=list(a.categories), summary=a.summary,
+                content_html=a.content_html, image_url=a.image_url, image_alt=a.image_alt,
+                image_width=a.image_width, image_height=a.image_height, content_hash=h)
+
+
+def _chunks(items: Iterable[Article], seen: set[str]) -> Iterator[list[Article]]:
+    """``items`` in lists of CHUNK, without a guid seen before (a feed listing an entry twice)."""
+    chunk: list[Article] = []
+    for a in items:
+        if a.guid in seen:
+            continue
+        seen.add(a.guid)
+        chunk.append(a)
+        if len(chunk) >= CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -71,3 +71,36 @@ def test_one_entry_the_database_refuses_does_not_lose_the_others(store: Store):
     with store.engine.connect() as conn:
         guids = {row.guid for row in conn.execute(select(t.articles.c.guid))}
     assert {"a", "b"} <= guids
+
+
+def test_a_long_poll_is_written_in_chunks_new_edited_and_unchanged_alike(store: Store):
+    from bot.store.articles import CHUNK
+
+    count = 2 * CHUNK + 3
+    first = store.articles.upsert((art(f"g{i}", f"Titre {i}") for i in range(count)), now=NOW)  # a stream
+    assert (first.new, first.updated, first.unchanged) == (count, 0, 0)
+    again = [art(f"g{i}", f"Titre {i}" + (" (corrigé)" if i % 7 == 0 else "")) for i in range(count)]
+    again += [art("nouveau", "Nouveau"), art("g1", "Titre 1")]  # listed twice: stored once
+    r = store.articles.upsert(again, now=NOW + timedelta(hours=1))
+    edited = len(range(0, count, 7))
+    assert (r.new, r.updated, r.unchanged, r.rejected) == (1, edited, count - edited, 0)
+    assert store.articles.count() == count + 1
+    with store.engine.connect() as conn:
+        rows = {row.guid: row for row in conn.execute(select(t.articles))}
+    assert rows["g7"].title == "Titre 7 (corrigé)" and rows["g7"].first_seen_at == NOW
+    assert rows["g7"].updated_at == NOW + timedelta(hours=1) and rows["g8"].updated_at == NOW
+    assert rows["nouveau"].first_seen_at == NOW + timedelta(hours=1)
+
+
+def test_one_refused_entry_in_a_long_poll_loses_only_itself(store: Store):
+    from bot.store.articles import CHUNK
+
+    items = [art(f"g{i}") for i in range(CHUNK + 10)]
+    items[CHUNK - 5] = art("nul", "Titre avec \x00 dedans")  # PostgreSQL refuses NUL in text
+    items[CHUNK + 2] = art("m" * 3000)  # longer than the guid column: PostgreSQL refuses it
+    r = store.articles.upsert(items, now=NOW)
+    assert r.new + r.rejected == len(items) and store.articles.count() == r.new
+    assert r.new >= len(items) - 2
+    with store.engine.connect() as conn:
+        guids = {row.guid for row in conn.execute(select(t.articles.c.guid))}
+    assert {f"g{i}" for i in range(CHUNK + 10) if i not in (CHUNK - 5, CHUNK + 2)} <= guids
