@@ -322,6 +322,9 @@ class Dispatcher:
                 continue
             try:
                 ready.append((row, self._message(channel, row)))
+            except DeliveryError as exc:  # the message can never go as it is (an invalid address, say)
+                done.append(Finished(row.id, Status.FAILED, now, answered=False, reason=exc.reason))
+                report.add(channel.id, row.key, Outcome.FAILED, exc.reason)
             except Exception as exc:  # a corrupt row must not stop the others
                 reason = f"cannot rebuild the message: {exc!r}"
                 done.append(Finished(row.id, Status.FAILED, now, answered=False, reason=reason))

@@ -14,7 +14,6 @@ arrive than a digest holds, the rest go in the next edition instead of being dro
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime, timedelta
 from itertools import islice
 
@@ -24,19 +23,14 @@ from .channels.base import Stream
 from .models import Article, Edition
 from .settings import ChannelSettings
 from .store.editions import Editions
-
-
-def _fold(label: str) -> str:
-    """'Économie ' and 'economie' are the same category to an admin."""
-    text = unicodedata.normalize("NFKD", label.strip().casefold())
-    return "".join(c for c in text if not unicodedata.combining(c))
+from .text import fold
 
 
 def matches(channel: ChannelSettings, article: Article) -> bool:
-    cats = {_fold(c) for c in article.categories}
-    if channel.categories and not cats & {_fold(c) for c in channel.categories}:
+    cats = {fold(c) for c in article.categories}
+    if channel.categories and not cats & {fold(c) for c in channel.categories}:
         return False
-    if channel.exclude_categories and cats & {_fold(c) for c in channel.exclude_categories}:
+    if channel.exclude_categories and cats & {fold(c) for c in channel.exclude_categories}:
         return False
     return True
 

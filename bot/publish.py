@@ -53,7 +53,7 @@ def publish(channels: Channels, store: Store, channel: ChannelSettings, *, now: 
     """Build the next edition of the channel (or of one of its streams) and queue its
     messages. Raises TemplateError (nothing recorded)."""
     kind = channels.kind(channel)
-    stream = stream or kind.streams(channel)[0]
+    stream = stream or kind.streams(channel, channels.host.site)[0]
     shaped = channel if stream.mode == channel.mode else channel.model_copy(update={"mode": stream.mode})
     with store.begin() as conn:
         edition = editions.record_edition(conn, channel, now, stream)
@@ -153,7 +153,7 @@ def rerender(channels: Channels, store: Store, channel: ChannelSettings, edition
     any_out = any(r.status in (Status.SENT, Status.UNKNOWN, Status.SENDING) for r in rows)
     cursor, created_at = found
     kind = channels.kind(channel)
-    stream = next((s for s in kind.streams(channel) if s.cursor(created_at) == cursor), kind.streams(channel)[0])
+    stream = next((s for s in kind.streams(channel, channels.host.site) if s.cursor(created_at) == cursor), kind.streams(channel, channels.host.site)[0])
     shaped = channel if stream.mode == channel.mode else channel.model_copy(update={"mode": stream.mode})
     edition = Edition(cursor, tuple(store.editions.articles_of(edition_id)), created_at, edition_id)
     plan = kind.plan(shaped, edition, _Addresses(store, channel.id, sorted({r.destination for r in failed.values()})))

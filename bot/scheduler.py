@@ -58,7 +58,7 @@ def next_after(trigger: CronTrigger | IntervalTrigger, last: datetime) -> dateti
 def streams(config: Config) -> dict[str, tuple[ChannelSettings, Stream]]:
     """Every enabled channel's streams of editions, by stream id (the channel's id for its own)."""
     return {stream.id: (c, stream) for c in config.channels if c.enabled
-            for stream in registry.KINDS[c.type].streams(c)}
+            for stream in registry.KINDS[c.type].streams(c, config.site)}
 
 
 def plan(config: Config, last_runs: dict[str, datetime], now: datetime) -> list[PlannedJob]:

@@ -23,7 +23,9 @@ def config(cron="0 7 * * *", tz="Africa/Bamako", every=None, poll="15m", sources
     return parse_config({
         "site": {"name": "x", "base_url": "https://x.example", "timezone": tz},
         "sources": [{"id": "echo", "url": "feed.xml", "poll": {"every": poll}}] if sources else [],
-        "channels": [{"id": "news", "type": "email", "schedule": schedule, "transport": {"type": "file"}, **channel}],
+        # one stream: the readers' other frequencies are planned in their own test below
+        "channels": [{"id": "news", "type": "email", "schedule": schedule, "transport": {"type": "file"},
+                      "frequencies": ["daily"], **channel}],
     })
 
 
@@ -162,3 +164,10 @@ def test_describe_marks_a_missed_job():
 def test_describe_shows_times_in_the_site_timezone():
     rows = describe(config(tz="Asia/Tokyo", sources=False), {"edition:news": EDITION}, EDITION)
     assert rows == [("edition:news", "2026-11-29 07:00 JST", "cron 0 7 * * * (email, digest)")]
+
+
+def test_an_email_channel_plans_a_job_per_frequency_its_readers_may_choose():
+    jobs = {j.id: j for j in plan(config(frequencies=["instant", "daily", "weekly"], sources=False), {}, EDITION)}
+    assert sorted(jobs) == ["edition:news", "edition:news~instant", "edition:news~weekly"]
+    assert jobs["edition:news~instant"].description == "every 10m (email, article)"
+    assert jobs["edition:news~weekly"].description == "cron 0 7 * * * (email, digest)"

@@ -203,7 +203,7 @@ class ChannelKind(ABC):
 
     # -- streams ---------------------------------------------------------------------------
     @classmethod
-    def streams(cls, channel: ChannelSettings) -> list[Stream]:
+    def streams(cls, channel: ChannelSettings, site: Site) -> list[Stream]:
         """The channel's streams of editions; one by default, the channel's own."""
         return [Stream(channel.id, channel.schedule, channel.mode, channel.lookback,
                        cursor=lambda now: channel.id, audience=lambda now: {})]

@@ -5,9 +5,10 @@ own measure (Telegram's UTF-16 visible length, X's weighted length); nothing her
 service."""
 
 from .fit import ELLIPSIS, SQUEEZE, cut_to, excerpt, last_resort_title, said_fallback, shrink
+from .labels import fold
 from .links import TRACKING_PARAMS, TRACKING_PREFIXES, is_tracking, link
 from .typography import NBSP, NNBSP, french, french_html, sentence_spacing, typeset, typography
 
 __all__ = ["ELLIPSIS", "NBSP", "NNBSP", "SQUEEZE", "TRACKING_PARAMS", "TRACKING_PREFIXES", "cut_to", "excerpt",
-           "french", "french_html", "is_tracking", "last_resort_title", "link", "said_fallback",
+           "fold", "french", "french_html", "is_tracking", "last_resort_title", "link", "said_fallback",
            "sentence_spacing", "shrink", "typeset", "typography"]

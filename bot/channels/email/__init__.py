@@ -7,20 +7,28 @@ renderer that makes one shared digest per edition and a small envelope per recip
 
 from __future__ import annotations
 
+import functools
+import re
+import time
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
+from email import message_from_bytes
 from email.headerregistry import Address
+from email.policy import default as default_policy
+from email.utils import format_datetime
 from typing import Any, Iterator
 from urllib.parse import urlsplit
 
 from ...errors import PermanentError
 from ...links import Links, ReaderLinks, Signer
 from ...models import Edition, Message, Subscriber
-from ...settings import TransportSettings
-from ..base import Audience, ChannelKind, OutboxItem, Plan, PreviewFile, Transport
+from ...settings import Schedule, Site, TransportSettings
+from ...store.subscribers import Frequency
+from ...text import fold
+from ..base import Audience, ChannelKind, OutboxItem, Plan, PreviewFile, Stream, Transport
 from ..base import KindJob, Services, WebView
 from ..file import FileSettings, FileTransport
-from .mime import KIND, EmailBody, build_email, html_part, parse_sender
+from .mime import KIND, EmailBody, build_email, html_part, parse_sender, validate_recipient
 from .render import (
     ROLES,
     EmailDigest,
@@ -33,6 +41,33 @@ from .render import (
     unsubscribe_url,
 )
 from .settings import EmailChannelSettings, SmtpSettings
+from .wire import Part, WireEmail
+
+def _time_of(schedule: Schedule) -> tuple[str, str]:
+    """The minute and hour a cron schedule fires at (a weekly digest goes out then); 07:00
+    for an interval schedule."""
+    if schedule.cron:
+        minute, hour = schedule.cron.split()[:2]
+        if re.fullmatch(r"\d{1,2}", minute) and re.fullmatch(r"\d{1,2}", hour):
+            return minute, hour
+    return "0", "7"
+
+
+def _edition_of(key: str) -> int | None:
+    """The edition an email's idempotency key names (``channel:e12:…``)."""
+    m = re.search(r":e(\d+):", key)
+    return int(m.group(1)) if m else None
+
+
+@functools.lru_cache(maxsize=4)
+def _date_at(second: int) -> str:
+    return format_datetime(datetime.fromtimestamp(second, timezone.utc))
+
+
+def _date_now() -> str:
+    """The Date header for now (formatted once a second: thousands of emails share it)."""
+    return _date_at(int(time.time()))
+
 
 #: Who a preview or a trial render greets when the list is empty.
 SAMPLE_RECIPIENTS = (Recipient("lecteur@example.org", "Aminata", "https://example.org/unsub?t=a&b=1"),
@@ -52,6 +87,7 @@ class EmailKind(ChannelKind):
     def __init__(self, templates, host):  # type: ignore[no-untyped-def]
         super().__init__(templates, host)
         self.renderer = EmailRenderer(templates)
+        self._wires: dict[Any, WireEmail] = {}
 
     def used_roles(self, channel: EmailChannelSettings) -> list[str]:  # type: ignore[override]
         return list(ROLES)
@@ -89,20 +125,91 @@ class EmailKind(ChannelKind):
         subject, html, text = assemble(digest, envelope)
         return EmailBody(subject=subject, text=text, html=html, headers=headers)
 
+    # -- streams: how often a reader hears from the list -----------------------------------
+    @classmethod
+    def streams(cls, channel: EmailChannelSettings, site: Site) -> list[Stream]:  # type: ignore[override]
+        """The channel's own editions go to readers who chose ``daily`` (the default); those
+        who chose ``instant`` get one email per article every ``instant_every``; ``weekly``
+        readers get a digest on the day they chose, at the channel's time, with a cursor
+        per weekday so each gets the whole of their week."""
+        tz = site.tz
+        own = Stream(channel.id, channel.schedule, channel.mode, channel.lookback,
+                     cursor=lambda now: channel.id, audience=lambda now: {"frequency": Frequency.DAILY})
+        streams = [own]
+        if "instant" in channel.frequencies:
+            streams.append(Stream(f"{channel.id}~instant", Schedule(every=channel.instant_every), "article",
+                                  channel.lookback, cursor=lambda now: f"{channel.id}~instant",
+                                  audience=lambda now: {"frequency": Frequency.INSTANT}))
+        if "weekly" in channel.frequencies:
+            minute, hour = _time_of(channel.schedule)
+
+            def weekday(now: datetime) -> int:
+                return now.astimezone(tz).weekday()
+
+            streams.append(Stream(f"{channel.id}~weekly", Schedule(cron=f"{minute} {hour} * * *"), "digest",
+                                  max(channel.lookback, timedelta(days=7)),
+                                  cursor=lambda now: f"{channel.id}~weekly-{weekday(now)}",
+                                  audience=lambda now: {"frequency": Frequency.WEEKLY, "weekly_day": weekday(now)}))
+        return streams
+
+    # -- edition → outbox: one compiled email per group of identical readers -----------------
+    def _group(self, channel: EmailChannelSettings, edition: Edition, sub: Subscriber | None,
+               cache: dict[Any, list[str]], shared: dict[str, Any]) -> list[str]:
+        """The shared parts (their names) a reader gets: readers of the same language and
+        topics share them, rendered once, and compiled once with and once without a name."""
+        default = channel.language or self.host.site.language
+        language = (sub.language if sub and sub.language in ("fr", "en") else None) or default
+        topics = tuple(sorted({fold(t) for t in sub.topics})) if sub and sub.topics is not None else None
+        group = (language, topics)
+        if group not in cache:
+            articles = edition.articles if topics is None else tuple(
+                a for a in edition.articles if {fold(c) for c in a.categories} & set(topics))
+            lang = "" if language == default else f".{language}"
+            tag = lang + ("" if topics is None else f".t{sum(1 for g in cache if g[1] is not None)}")
+            if channel.mode == "digest":
+                parts = {"digest" + tag: Edition(edition.channel_id, articles, edition.created_at, edition.id)} \
+                    if articles or channel.send_empty else {}
+            else:  # one email per article: the article's part, in the reader's language
+                parts = {f"a{a.id}{lang}": Edition(edition.channel_id, (a,), edition.created_at, edition.id)
+                         for a in articles}
+            shaped = channel if language == default else channel.model_copy(update={"language": language})
+            for name, part in parts.items():
+                if name not in shared:
+                    shared[name] = asdict(self.renderer.digest(shaped, part))
+            cache[group] = list(parts)
+            cache[("shape", group)] = [shaped]  # type: ignore[assignment]
+        names = cache[group]
+        named = bool(sub and sub.name)
+        for name in names:
+            variant = f"{name}.{'named' if named else 'anonymous'}"
+            if variant not in shared:
+                shaped = cache[("shape", group)][0]
+                shared[variant] = self.renderer.compile_envelope(
+                    shaped, EmailDigest(**shared[name]), named=named, unsubscribe=self._has_links(channel),
+                    pages=self._links() is not None)
+        return names
+
+    def _has_links(self, channel: EmailChannelSettings) -> bool:
+        return self._links() is not None or bool(channel.unsubscribe_url)
+
     def plan(self, channel: EmailChannelSettings, edition: Edition, audience: Audience) -> Plan:  # type: ignore[override]
-        digests = self._digests(channel, edition)
         base = f"{channel.id}:e{edition.id}"
+        shared: dict[str, Any] = {}
+        cache: dict[Any, list[str]] = {}
+        self._group(channel, edition, None, cache, shared)  # the whole edition, for the archive's view
 
         def items() -> Iterator[OutboxItem]:
             for sub in audience.subscribers():
-                recipient, headers = self._reader(channel, sub, edition.id)
-                for name, digest in digests.items():
-                    envelope = self.renderer.envelope(channel, digest, recipient)
-                    key = f"{base}:{sub.email}" if name == "digest" else f"{base}:{name}:{sub.email}"
-                    yield OutboxItem(key, sub.email, {"part": name, "envelope": asdict(envelope), "headers": headers})
+                for name in self._group(channel, edition, sub, cache, shared):
+                    key = f"{base}:{sub.email}" if channel.mode == "digest" else f"{base}:{name}:{sub.email}"
+                    payload: dict[str, Any] = {"p": name, "s": sub.id}
+                    if sub.name:
+                        payload["n"] = sub.name
+                    if channel.unsubscribe_mailto or (self._links() is None and channel.unsubscribe_url):
+                        payload["t"] = sub.token  # the channel's own unsubscribe page or address names readers by it
+                    yield OutboxItem(key, sub.email, payload)
 
-        return Plan(items(), shared={name: asdict(d) for name, d in digests.items()},
-                    note=lambda n: "" if n else "no active subscribers")
+        return Plan(items(), shared=shared, note=lambda n: "" if n else "no active subscribers")
 
     def message(self, channel: EmailChannelSettings, key: str, destination: str,  # type: ignore[override]
                 payload: dict[str, Any], shared: dict[str, Any] | None) -> Message:
@@ -110,9 +217,61 @@ class EmailKind(ChannelKind):
             body = EmailBody(**payload["body"])
             return Message(key=key, channel_id=channel.id, kind=KIND, destination=destination, body=body)
         parts = (shared or {}).get("email", shared or {})  # editions stored before 0.2 nest the parts under "email"
-        digest = EmailDigest(**parts[payload.get("part", "digest")])
-        body = self._body(channel, digest, EmailEnvelope(**payload["envelope"]), payload.get("headers") or {})
-        return Message(key=key, channel_id=channel.id, kind=KIND, destination=destination, body=body)
+        if "envelope" in payload:  # queued before emails were compiled: the reader's envelope is in the row
+            digest = EmailDigest(**parts[payload.get("part", "digest")])
+            body = self._body(channel, digest, EmailEnvelope(**payload["envelope"]), payload.get("headers") or {})
+            return Message(key=key, channel_id=channel.id, kind=KIND, destination=destination, body=body)
+        return Message(key=key, channel_id=channel.id, kind=KIND, destination=destination,
+                       body=self._wire(channel, key, destination, payload, parts))
+
+    def _wire(self, channel: EmailChannelSettings, key: str, destination: str, payload: dict[str, Any],
+              parts: dict[str, Any]) -> EmailBody:
+        """A reader's email spliced from its group's compiled email (built once per process)."""
+        name, sid, reader_name = payload["p"], payload["s"], payload.get("n")
+        digest = EmailDigest(**parts[name])
+        compiled = parts.get(f"{name}.{'named' if reader_name else 'anonymous'}")
+        edition_id = _edition_of(key)
+        links = self._links()
+        if links is not None:
+            reader = links.for_reader(channel.id, sid, edition_id)
+            unsubscribe, preferences, archive = reader.unsubscribe, reader.preferences, reader.archive
+        else:
+            unsubscribe = unsubscribe_url(channel, payload.get("t", ""), destination) if payload.get("t") else None
+            preferences = archive = None
+        headers = self._headers(channel, unsubscribe, unsubscribe_mailto(channel, payload.get("t", ""), destination)
+                                if payload.get("t") else None)
+        if compiled is None:  # a layout that alters reader fields: render this reader's envelope
+            recipient = Recipient(destination, reader_name, unsubscribe, preferences, archive)
+            return self._body(channel, digest, self.renderer.envelope(channel, digest, recipient), headers)
+        wire = self._compiled(channel, key.rsplit(":", 1)[0], name, digest, compiled)
+        values = {"email": destination, "name": reader_name or "", "unsubscribe": unsubscribe or "",
+                  "preferences": preferences or "", "archive": archive or ""}
+        raw = wire.message(to=validate_recipient(destination), key=key, date=_date_now(), values=values,
+                           headers={k: v for k, v in headers.items() if k != "List-Id"})
+        return EmailBody(subject=digest.subject, text="", html=None, headers=headers, wire=raw)
+
+    def _compiled(self, channel: EmailChannelSettings, edition_key: str, name: str, digest: EmailDigest,
+                  compiled: dict[str, Any]) -> WireEmail:
+        cache_key = (channel.id, edition_key, name, id(compiled))
+        wire = self._wires.get(cache_key)
+        if wire is None:
+            sender, reply_to = self._from(channel)
+            headers = {k: v for k, v in self._headers(channel, None).items()}
+            wire = WireEmail(subject=digest.subject, from_addr=sender, reply_to=reply_to, headers=headers,
+                             text=Part(compiled["text"], compiled["text_fields"]),
+                             html=Part(compiled["html"], compiled["html_fields"]),
+                             domain=parse_sender(sender).domain)
+            if len(self._wires) > 64:  # a few editions at a time is the common case
+                self._wires.clear()
+            self._wires[cache_key] = wire
+        return wire
+
+    def _from(self, channel: EmailChannelSettings) -> tuple[str, str | None]:
+        """The From and Reply-To the channel's transport sends with (files: the site's no-reply)."""
+        transport = channel.transport
+        if isinstance(transport, SmtpSettings):
+            return transport.from_addr, transport.reply_to
+        return self._sender(), None
 
     def _recipient(self, channel: EmailChannelSettings, audience: Audience) -> Recipient:
         sub = next(iter(audience.subscribers()), None)
@@ -194,8 +353,8 @@ class EmailKind(ChannelKind):
         """The digest as its email showed it, without the per-reader greeting and footer;
         article mode shows each article's email one after the other."""
         parts = shared.get("email", shared)
-        digests = [EmailDigest(**part) for part in parts.values()  # in the edition's order
-                   if isinstance(part, dict) and {"subject", "html", "text"} <= set(part)]
+        digests = [EmailDigest(**part) for name, part in parts.items()  # in the edition's order
+                   if "." not in name and isinstance(part, dict) and {"subject", "html", "text"} <= set(part)]
         if not digests:
             return None
         return WebView(title=digests[0].subject, html="\n<hr>\n".join(d.html for d in digests))
@@ -232,8 +391,12 @@ class EmailKind(ChannelKind):
         return str(Address(display_name=self.host.site.name, addr_spec=f"no-reply@{host}"))
 
     def files(self, message: Message, now: datetime) -> list[tuple[str, bytes]]:
-        msg = build_email(message, from_addr=self._sender(), reply_to=None, now=now)
-        out = [(".eml", msg.as_bytes())]
+        if message.body.wire is not None:
+            msg = message_from_bytes(message.body.wire, policy=default_policy)
+            out = [(".eml", message.body.wire)]
+        else:
+            msg = build_email(message, from_addr=self._sender(), reply_to=None, now=now)
+            out = [(".eml", msg.as_bytes())]
         html = html_part(msg)
         if html is not None:
             out.append((".html", html.replace("\r\n", "\n").encode("utf-8")))

@@ -211,6 +211,35 @@ class EmailRenderer:
         return EmailEnvelope(html_head=html_head, html_tail=html_tail,
                              text_head=text_head.lstrip(), text_tail=text_tail.rstrip() + "\n")
 
+    def compile_envelope(self, channel: EmailChannelSettings, digest: EmailDigest, *, named: bool,
+                         unsubscribe: bool, pages: bool) -> dict[str, Any] | None:
+        """The whole email of one group of readers around ``digest``, cut at the per-reader
+        fields: ``{"html": [pieces], "html_fields": [names], "text": …, "text_fields": …}``
+        (pieces alternate with fields). The layout is rendered once with a marker in each
+        reader field (``named`` says whether the greeting has a name; ``links``/``archive``
+        whether the reader's links exist), so a reader's email is a splice, not a render
+        (:mod:`.wire`). Returns None when a template altered a field (a filter on the name,
+        say), so the marker cannot be found whole: then each reader gets a rendered envelope."""
+        token = uuid.uuid4().hex
+
+        def mark(field: str) -> str:
+            return f"TTF{token}{field}"
+
+        recipient = Recipient(email=mark("email"), name=mark("name") if named else None,
+                              unsubscribe_url=mark("unsubscribe") if unsubscribe else None,
+                              preferences_url=mark("preferences") if pages else None,
+                              archive_url=mark("archive") if pages else None)
+        envelope = self.envelope(channel, digest, recipient)
+        pattern = re.compile(f"TTF{token}(email|name|unsubscribe|preferences|archive)")
+        out: dict[str, Any] = {}
+        for part, whole in (("html", envelope.html_head + digest.html + envelope.html_tail),
+                            ("text", envelope.text_head + digest.text + envelope.text_tail)):
+            pieces = pattern.split(whole)
+            if token in "".join(pieces[0::2]) or token.upper() in "".join(pieces[0::2]).upper():
+                return None
+            out[part], out[f"{part}_fields"] = pieces[0::2], pieces[1::2]
+        return out
+
     def _split(self, name: str, page: str) -> tuple[str, str]:
         pieces = page.split(self._marker)
         if len(pieces) != 2:

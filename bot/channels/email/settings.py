@@ -104,6 +104,9 @@ class EmailChannelSettings(ChannelSettings):
     campaign: dict[str, str] = {}
     # bounce policy, bounce mailbox and the sending services' webhooks (bounces/settings.py)
     bounces: BounceSettings = BounceSettings()
+    # how often readers may choose to hear from the list (the channel's own schedule is "daily")
+    frequencies: list[Literal["instant", "daily", "weekly"]] = ["instant", "daily", "weekly"]
+    instant_every: Duration = timedelta(minutes=10)  # "instant": new articles are sent this often
 
     @field_validator("unsubscribe_url")
     @classmethod

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Iterator
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from bot.channels.registry import Channels
 from bot.config import parse_config
 from bot.errors import ConfigError
-from bot.models import Edition
+from bot.models import Edition, Subscriber
 from tests.test_render import BASE, article, make_config
 
 UNSUB = "https://echo.example.ml/desabonnement?jeton={token}"
@@ -28,7 +27,8 @@ class Readers:
 
     def subscribers(self) -> Iterator[Any]:
         for i, email in enumerate(self.emails):
-            yield SimpleNamespace(email=email, name=None, token=f"jeton/{i}")
+            yield Subscriber(id=i + 1, channel_id="mail", email=email, name=None, token=f"jeton/{i}", active=True,
+                             created_at=article(1).published_at)
 
 
 def headers_for(**channel: Any) -> list[dict[str, str]]:
@@ -37,7 +37,9 @@ def headers_for(**channel: Any) -> list[dict[str, str]]:
     kind = Channels(config).kind(ch)
     plan = kind.plan(ch, Edition("mail", (replace(article(1), id=1),), article(1).published_at, id=7),
                      Readers("awa@example.org", "moussa@example.org"))
-    return [item.payload["headers"] for item in plan.items]
+    items = list(plan.items)  # the headers are made when each message is built for sending
+    return [dict(kind.message(ch, item.key, item.destination, item.payload, plan.shared).body.headers)
+            for item in items]
 
 
 def test_list_unsubscribe_carries_the_https_link_and_the_mailto_form() -> None:
