@@ -94,8 +94,9 @@ class App:
     async def dispatch(self, channel_ids: list[str] | None = None) -> DispatchReport:
         return await self.dispatcher.run_once(channel_ids)
 
-    def recover(self) -> dict[str, int]:
-        return recover(self.store, self.config, self.channels, now=self.clock())
+    def recover(self, *, expired_only: bool = False) -> dict[str, int]:
+        """Settle the messages a crash left ``sending`` (a worker: only those of a dead worker)."""
+        return recover(self.store, self.config, self.channels, now=self.clock(), expired_only=expired_only)
 
     async def once(self) -> RunReport:
         """Poll every source, build every channel's edition now, deliver. The ``once`` command."""

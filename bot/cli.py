@@ -1,370 +1,43 @@
 """The command line: ``tamtam [--config FILE] COMMAND`` (or ``python main.py …``).
 
-A parser and one small function per command; the work is done by the modules each
-command names. Errors an admin can fix (config, templates, a missing secret, a bad CSV)
-end with a plain message and a non-zero exit, never a traceback.
+The parser, and nothing heavy: each command is a small function in :mod:`bot.commands`,
+loaded only once the arguments are parsed, so ``tamtam --help`` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import os
 import sys
-from datetime import datetime, timezone
-from pathlib import Path
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from . import check as checks
 from . import redact
-from .app import App
-from .channels import registry
-from .config import Config, find_config, load_config, required_secrets
-from .daemon import ALREADY_RUNNING, run
-from .errors import ConfigError, TamtamError, TemplateError
-from .publish import preview, release, rerender
-from .scheduler import describe
-from .settings import parse_duration
-from .store import Status, Store
-from .store.subscribers import Frequency, Source
-from .subscribers import describe as describe_subscriber
-from .subscribers import export_csv, import_csv, valid_address
-from .testsend import test_send
-
-log = logging.getLogger("tamtam")
+from .models import Frequency, Status
 
 
-def _utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-# -- commands --------------------------------------------------------------------------
-def cmd_check(config: Config, args: argparse.Namespace) -> int:
-    problems, warnings = checks.check(config)
-    for w in warnings:
-        print(f"warning: {w}")
-    if problems:
-        print(f"{config.path}: {len(problems)} problem(s):", file=sys.stderr)
-        for p in problems:
-            print(f"  - {p}", file=sys.stderr)
-        return 2
-    print(f"{config.path}: OK — {len(config.sources)} source(s), {len(config.channels)} channel(s); "
-          "templates render; every named secret is set.")
-    return 0
-
-
-def cmd_once(config: Config, args: argparse.Namespace) -> int:
-    app = App(config)
-
-    async def go():  # type: ignore[no-untyped-def]
-        try:
-            with app.store.runner_lock() as mine:
-                return await app.once() if mine else None
-        finally:
-            await app.aclose()
-
-    report = asyncio.run(go())
-    if report is None:
-        print(ALREADY_RUNNING, file=sys.stderr)
-        return 2
-    for line in report.lines(app.channels.file_kinds()):
-        print(line)
-    return 0 if report.ok else 1
-
-
-def cmd_run(config: Config, args: argparse.Namespace) -> int:
-    clean = asyncio.run(run(App(config)))
-    return 0 if clean else 1
-
-
-def cmd_schedules(config: Config, args: argparse.Namespace) -> int:
-    """Next run times as the daemon computes them from each job's last run."""
-    store = Store(config.database_url)
-    rows = describe(config, store.schedule.last_runs(), _utcnow())
-    store.close()
-    print(f"{'job':<28} {'next run (' + config.site.timezone + ')':<36} schedule")
-    for job_id, when, schedule in rows:
-        print(f"{job_id:<28} {when:<36} {schedule}")
-    return 0
-
-
-def cmd_preview(config: Config, args: argparse.Namespace) -> int:
-    channel = config.channel(args.channel)
-    app = App(config)
-    result = preview(app.channels, app.store, channel, now=_utcnow(), sample=args.sample)
-    if result.sample:
-        print("no new articles are waiting: the preview uses the sample articles" if not result.waiting
-              else "the preview uses the sample articles")
-    out = Path(args.out) if args.out else config.resolve("var/preview")
-    try:
-        written = result.write(channel, out)
-    except OSError as exc:
-        print(f"cannot write the preview to {out}: {exc.strerror}", file=sys.stderr)
-        return 2
-    print(f"preview of channel {channel.id}: {len(result.edition.articles)} article(s); "
-          "nothing sent, nothing recorded")
-    for w in written:
-        print(f"  {w}")
-    if result.problems:
-        print(f"{channel.type} would refuse these messages:", file=sys.stderr)
-        for p in result.problems:
-            print(f"  - {p}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _list_channel(config: Config, channel_id: str):  # type: ignore[no-untyped-def]
-    """A channel that has its own list of subscribers, or ConfigError."""
-    ch = config.channel(channel_id)
-    if not registry.KINDS[ch.type].has_subscribers:
-        listed = " or ".join(name for name, kind in registry.KINDS.items() if kind.has_subscribers)
-        raise ConfigError(f"channel {ch.id!r} is a {ch.type} channel, which has no list of subscribers; "
-                          f"subscribers belong to {listed} channels")
-    return ch
-
-
-def _signup(config: Config, store: Store):  # type: ignore[no-untyped-def]
-    # The web package (Starlette, uvicorn) loads only for the commands that send a confirmation.
-    from .web.signup import Signup
-
-    return Signup(config, store, App(config, store=store).channels)
-
-
-def cmd_subscribers_add(config: Config, args: argparse.Namespace) -> int:
-    ch = _list_channel(config, args.channel)
-    try:
-        email = valid_address(args.email)
-    except ValueError as exc:
-        print(f"invalid address {args.email!r}: {exc}", file=sys.stderr)
-        return 2
-    topics = [t.strip() for t in args.topics.split(",") if t.strip()] if args.topics else None
-    frequency = Frequency(args.frequency)
-    store = Store(config.database_url)
-    signup = None if args.confirmed else _signup(config, store)
-    if signup is not None:
-        signup.links  # no [web]: say so before anything is stored
-    added = store.subscribers.add(ch.id, email, args.name, now=_utcnow(), source=Source.ADMIN,
-                                  confirmed=args.confirmed, language=args.language, topics=topics,
-                                  frequency=frequency, weekly_day=args.weekday if frequency is Frequency.WEEKLY else None)
-    if added.outcome == "pending" and signup is not None:
-        queued = signup.queue_confirmation(ch, added.subscriber, now=_utcnow())
-        print(f"{email}: pending on {ch.id}; "
-              + ("a confirmation email is queued (sent at the next dispatch)" if queued
-                 else "a confirmation went out minutes ago; not sending another"))
-        return 0
-    said = {"created": "subscribed to", "reactivated": "subscribed to", "already": "already subscribed to",
-            "suppressed": f"not added: {added.subscriber.status} ({added.subscriber.status_source}) from"}
-    print(f"{email}: {said[added.outcome]} {ch.id}")
-    return 1 if added.outcome == "suppressed" else 0
-
-
-def cmd_subscribers_show(config: Config, args: argparse.Namespace) -> int:
-    ids = [_list_channel(config, args.channel).id] if args.channel else \
-        [c.id for c in config.channels if registry.KINDS[c.type].has_subscribers]
-    lines = describe_subscriber(Store(config.database_url), ids, args.email)
-    if not lines:
-        print(f"{args.email}: on no list", file=sys.stderr)
-        return 1
-    print("\n".join(lines))
-    return 0
-
-
-def cmd_subscribers_export(config: Config, args: argparse.Namespace) -> int:
-    ch = _list_channel(config, args.channel)
-    store = Store(config.database_url)
-    if not args.out or args.out == "-":
-        n = export_csv(store, ch.id, sys.stdout, everyone=not args.active)
-    else:
-        try:
-            fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # addresses: private
-            with os.fdopen(fd, "w", encoding="utf-8", newline="") as out:
-                n = export_csv(store, ch.id, out, everyone=not args.active)
-        except OSError as exc:
-            print(f"cannot write {args.out}: {exc.strerror}", file=sys.stderr)
-            return 2
-    print(f"{n} subscriber(s) exported", file=sys.stderr)
-    return 0
-
-
-def cmd_subscribers_remove(config: Config, args: argparse.Namespace) -> int:
-    ch = _list_channel(config, args.channel)
-    try:
-        email = valid_address(args.email)
-    except ValueError:
-        email = args.email.strip()  # let an admin remove a malformed address that got in somehow
-    removed = Store(config.database_url).subscribers.remove(ch.id, email, now=_utcnow())
-    print(f"{args.email}: {'unsubscribed from' if removed else 'was not subscribed to'} {ch.id}")
-    return 0 if removed else 1
-
-
-def cmd_subscribers_list(config: Config, args: argparse.Namespace) -> int:
-    ch = _list_channel(config, args.channel)
-    n = 0
-    for s in Store(config.database_url).subscribers.iter(ch.id, active_only=not args.all):
-        print(f"{s.email}\t{s.name or ''}{'' if s.active else f'  ({s.status})'}")
-        n += 1
-    print(f"{n} subscriber(s)", file=sys.stderr)
-    return 0
-
-
-def cmd_subscribers_import(config: Config, args: argparse.Namespace) -> int:
-    ch = _list_channel(config, args.channel)
-    path = Path(args.file)
-    store = Store(config.database_url)
-    signup = None if args.consent else _signup(config, store)
-    if signup is not None:
-        signup.links  # no [web]: say so before anything is stored
-    now = _utcnow()
-    try:
-        result = import_csv(store, ch.id, path, now, consent=args.consent,
-                            on_pending=(lambda sub: signup.queue_confirmation(ch, sub, now=now)) if signup else None)
-    except TamtamError as exc:
-        print(str(exc), file=sys.stderr)
-        return 2
-    if result.encoding != "utf-8":
-        print(f"{path}: not UTF-8; read as Windows-1252 (Excel's CSV)", file=sys.stderr)
-    if result.stopped:
-        print(f"{path}, {result.stopped}", file=sys.stderr)
-    pending = f", {result.pending} pending (a confirmation email each)" if result.pending else ""
-    print(f"{path}: {result.added} added{pending}, {result.existing} already subscribed, "
-          f"{len(result.rejected)} rejected")
-    for note in result.notes:
-        print(f"  note: {note}", file=sys.stderr)
-    for bad in result.rejected:
-        print(f"  - {bad}", file=sys.stderr)
-    return 1 if result.rejected else 0
-
-
-def cmd_serve(config: Config, args: argparse.Namespace) -> int:
-    # Starlette and uvicorn load only for the commands that serve.
-    from .web import WebApp
-    from .web.server import serve
-
-    serve(WebApp(config), config)
-    return 0
-
-
-def cmd_test_send(config: Config, args: argparse.Namespace) -> int:
-    channel = config.channel(args.channel)
-    app = App(config)
-    result = asyncio.run(test_send(app.channels, app.store, channel, args.address, now=_utcnow()))
-    what = "the sample articles" if result.sample else f"{result.articles} waiting article(s)"
-    print(f"test edition of {channel.id} ({what}) sent to {args.address}: {len(result.receipts)} message(s); "
-          "nothing recorded")
-    for receipt in result.receipts:
-        print(f"  {receipt.transport}: {receipt.remote_id or ''} {receipt.detail}".rstrip())
-    return 0
-
-
-def _when(text: str | None, config: Config) -> datetime | None:
-    """``--since``/``--until``: a duration meaning that long ago ("2h", "3d"), or a date or
-    date and time (ISO 8601) in the site's timezone unless it names its own."""
-    if text is None:
-        return None
-    try:
-        return _utcnow() - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"{text!r} is neither a duration ('2h', '3d') nor a date ('2026-11-29' or "
-                          "'2026-11-29T07:00')") from None
-    return value if value.tzinfo else value.replace(tzinfo=config.site.tz)
-
-
-def _selection(config: Config, args: argparse.Namespace) -> dict:
-    return dict(ids=args.ids, channel=args.channel, since=_when(args.since, config), until=_when(args.until, config))
-
-
-def cmd_outbox_list(config: Config, args: argparse.Namespace) -> int:
-    n = 0
-    for r in Store(config.database_url).outbox.list(Status(args.status) if args.status else None,
-                                                     channel=args.channel, since=_when(args.since, config),
-                                                     until=_when(args.until, config)):
-        edition = f"e{r.edition_id}" if r.edition_id is not None else "-"
-        print(f"{r.id}\t{r.status}\t{r.channel_id}\t{edition}\t{r.destination}\t{r.attempts} attempt(s)\t"
-              f"{r.last_error or ''}")
-        n += 1
-    print(f"{n} message(s)", file=sys.stderr)
-    return 0
-
-
-def _require_selection(args: argparse.Namespace) -> None:
-    if not (args.ids or args.channel or args.since or args.until or getattr(args, "status", None) or args.all):
-        raise ConfigError("say which messages: ids, --channel, --status, --since/--until, or --all")
-
-
-def cmd_outbox_retry(config: Config, args: argparse.Namespace) -> int:
-    _require_selection(args)
-    outbox = Store(config.database_url).outbox
-    if len(args.ids) == 1 and not (args.channel or args.status or args.since or args.until):
-        outbox.retry(args.ids[0], _utcnow())  # one message: say why if it cannot be retried
-        print(f"message {args.ids[0]} will be sent at the next dispatch")
-        return 0
-    statuses = [Status(args.status)] if args.status else [Status.FAILED, Status.UNKNOWN]
-    n = outbox.retry_where(_utcnow(), statuses=statuses, **_selection(config, args))
-    print(f"{n} message(s) will be sent at the next dispatch")
-    return 0 if n else 1
-
-
-def cmd_outbox_dismiss(config: Config, args: argparse.Namespace) -> int:
-    _require_selection(args)
-    n = Store(config.database_url).outbox.dismiss_where(_utcnow(), **_selection(config, args))
-    print(f"{n} failed message(s) dismissed: they stay recorded, and no longer need an admin")
-    return 0 if n else 1
-
-
-def cmd_outbox_rerender(config: Config, args: argparse.Namespace) -> int:
-    app = App(config)
-    channel = config.channel(args.channel)
-    done = rerender(app.channels, app.store, channel, args.edition, now=_utcnow())
-    print(f"edition {done.edition_id}: {done.updated} failed message(s) rendered again and queued"
-          + (f", {done.added} new part(s) queued" if done.added else "")
-          + (f", {done.dropped} dismissed (no such part now)" if done.dropped else "")
-          + (f"; {done.unmatched} new part(s) left out because part of the edition already went out"
-             if done.unmatched else ""))
-    return 0
-
-
-def cmd_outbox_release(config: Config, args: argparse.Namespace) -> int:
-    n = release(Store(config.database_url), args.edition, now=_utcnow())
-    print(f"edition {args.edition}: {n} article(s) released; the channel's next edition carries them")
-    return 0
-
-
-def cmd_outbox_resolve(config: Config, args: argparse.Namespace) -> int:
-    Store(config.database_url).outbox.resolve(args.id, _utcnow())
-    print(f"message {args.id} marked as delivered")
-    return 0
-
-
-# -- the parser ------------------------------------------------------------------------
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tamtam", description="Newsletter and social distribution bot for news publishers.")
     p.add_argument("--config", "-c", help="the TOML config file (default: $TAMTAM_CONFIG, else config/tamtam.toml)")
     p.add_argument("--verbose", "-v", action="store_true", help="log every step")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("run", help="the daemon: scheduler and dispatcher, until SIGTERM or Ctrl-C").set_defaults(func=cmd_run)
+    sub.add_parser("run", help="the daemon: scheduler and dispatcher, until SIGTERM or Ctrl-C").set_defaults(func="cmd_run")
+    sub.add_parser("worker", help="one of several processes delivering from one (PostgreSQL) database; "
+                   "one of them schedules; until SIGTERM").set_defaults(func="cmd_worker")
     sub.add_parser("once", help="poll every source, build every channel's edition now, deliver, exit"
-                   ).set_defaults(func=cmd_once)
+                   ).set_defaults(func="cmd_once")
     sub.add_parser("check", help="validate the config, the templates and that each named secret is set"
-                   ).set_defaults(func=cmd_check)
+                   ).set_defaults(func="cmd_check")
     pv = sub.add_parser("preview", help="render a channel's next edition to a file, sending and recording nothing")
     pv.add_argument("channel")
     pv.add_argument("--out", help="folder for the preview files (default: var/preview)")
     pv.add_argument("--sample", action="store_true",
                     help="use the shipped sample articles (the default when nothing new is waiting)")
-    pv.set_defaults(func=cmd_preview)
-    sub.add_parser("schedules", help="list scheduled jobs with their next run times").set_defaults(func=cmd_schedules)
+    pv.set_defaults(func="cmd_preview")
+    sub.add_parser("schedules", help="list scheduled jobs with their next run times").set_defaults(func="cmd_schedules")
     sub.add_parser("serve", help="the web service alone (sign-up, unsubscribe, preferences, archive), "
-                   "until Ctrl-C; `run` serves it too").set_defaults(func=cmd_serve)
+                   "until Ctrl-C; `run` serves it too").set_defaults(func="cmd_serve")
     ts = sub.add_parser("test-send", help="send a channel's next edition to one address, recording nothing")
     ts.add_argument("channel")
     ts.add_argument("address")
-    ts.set_defaults(func=cmd_test_send)
+    ts.set_defaults(func="cmd_test_send")
 
     s = sub.add_parser("subscribers", help="manage a channel's list of subscribers")
     ssub = s.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -380,31 +53,31 @@ def parser() -> argparse.ArgumentParser:
     a.add_argument("--frequency", choices=[f.value for f in Frequency], default=Frequency.DAILY.value)
     a.add_argument("--weekday", type=int, choices=range(7), default=0, metavar="0-6",
                    help="with --frequency weekly: 0 = Monday … 6 = Sunday")
-    a.set_defaults(func=cmd_subscribers_add)
+    a.set_defaults(func="cmd_subscribers_add")
     sh = ssub.add_parser("show", help="an address's status, preferences and history on every list")
     sh.add_argument("email")
     sh.add_argument("--channel", help="only this list")
-    sh.set_defaults(func=cmd_subscribers_show)
+    sh.set_defaults(func="cmd_subscribers_show")
     ex = ssub.add_parser("export", help="the list as CSV (every status; --active for active readers only)")
     ex.add_argument("channel")
     ex.add_argument("--out", help="a file (default: standard output)")
     ex.add_argument("--active", action="store_true", help="only active subscribers")
-    ex.set_defaults(func=cmd_subscribers_export)
+    ex.set_defaults(func="cmd_subscribers_export")
     r = ssub.add_parser("remove", help="unsubscribe an address")
     r.add_argument("channel")
     r.add_argument("email")
-    r.set_defaults(func=cmd_subscribers_remove)
+    r.set_defaults(func="cmd_subscribers_remove")
     li = ssub.add_parser("list", help="list subscribers")
     li.add_argument("channel")
     li.add_argument("--all", action="store_true", help="include unsubscribed addresses")
-    li.set_defaults(func=cmd_subscribers_list)
+    li.set_defaults(func="cmd_subscribers_list")
     im = ssub.add_parser("import", help="import a CSV with an 'email' column (and optionally 'name', or first "
                                         "and last names); each address gets a confirmation email unless --consent")
     im.add_argument("channel")
     im.add_argument("file")
     im.add_argument("--consent", action="store_true",
                     help="every address in the file already consented: active at once, no confirmation email")
-    im.set_defaults(func=cmd_subscribers_import)
+    im.set_defaults(func="cmd_subscribers_import")
 
     o = sub.add_parser("outbox", help="inspect and resolve messages that need an admin")
     osub = o.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -419,63 +92,37 @@ def parser() -> argparse.ArgumentParser:
 
     ol = osub.add_parser("list", help="messages not sent (pending, failed, unknown …)")
     selection(ol, [s.value for s in Status])
-    ol.set_defaults(func=cmd_outbox_list, all=True)
+    ol.set_defaults(func="cmd_outbox_list", all=True)
     ort = osub.add_parser("retry", help="send failed or unknown messages again (by id, channel, status or time)")
     selection(ort, [Status.FAILED.value, Status.UNKNOWN.value, Status.DISMISSED.value])
     ort.add_argument("--all", action="store_true", help="every failed and unknown message")
-    ort.set_defaults(func=cmd_outbox_retry)
+    ort.set_defaults(func="cmd_outbox_retry")
     od = osub.add_parser("dismiss", help="leave failed messages as they are (they stop counting as needing you)")
     selection(od, None)
     od.add_argument("--all", action="store_true", help="every failed message")
-    od.set_defaults(func=cmd_outbox_dismiss)
+    od.set_defaults(func="cmd_outbox_dismiss")
     orr = osub.add_parser("rerender", help="render an edition's failed messages again with today's templates")
     orr.add_argument("channel")
     orr.add_argument("edition", type=int)
-    orr.set_defaults(func=cmd_outbox_rerender)
+    orr.set_defaults(func="cmd_outbox_rerender")
     orl = osub.add_parser("release", help="give the articles of an edition that failed whole to the next edition")
     orl.add_argument("edition", type=int)
-    orl.set_defaults(func=cmd_outbox_release)
+    orl.set_defaults(func="cmd_outbox_release")
     ors = osub.add_parser("resolve", help="mark an unknown message as delivered (you checked it is out)")
     ors.add_argument("id", type=int)
-    ors.set_defaults(func=cmd_outbox_resolve)
+    ors.set_defaults(func="cmd_outbox_resolve")
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; what it prints and logs passes through :mod:`bot.redact`."""
+    args = parser().parse_args(argv)
     streams = sys.stdout, sys.stderr
     sys.stdout, sys.stderr = redact.RedactingStream(sys.stdout), redact.RedactingStream(sys.stderr)
     try:
-        return _main(argv)
+        # the commands and all they need load only now: `--help` never pays for them
+        from .commands import run
+
+        return run(args)
     finally:
         sys.stdout, sys.stderr = streams
-
-
-def _main(argv: list[str] | None) -> int:
-    args = parser().parse_args(argv)
-    redact.install(logging.INFO if args.verbose or args.command in ("run", "serve") else logging.WARNING)
-    path = find_config(args.config)
-    config: Config | None = None
-    try:
-        config = load_config(path)
-        for env, _ in required_secrets(config):  # before any library can log one
-            redact.register(os.environ.get(env))
-        return args.func(config, args) or 0
-    except ConfigError as exc:
-        print(f"Configuration error in {exc.path or path}:" if exc.path or len(exc.problems) > 1
-              else "Configuration error:", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
-        return 2
-    except TemplateError as exc:
-        print(f"Template error: {exc}", file=sys.stderr)
-        return 2
-    except TamtamError as exc:
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    except SQLAlchemyError as exc:
-        where = checks.safe_url(config.database_url) if config else "storage"
-        print(f"Storage error ({where}): {getattr(exc, 'orig', None) or exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:  # Ctrl-C outside `run`, whose own handler finishes the message in flight
-        return 130

@@ -69,6 +69,8 @@ class Delivery(Model):
     dispatch_every: Duration = timedelta(seconds=30)
     # how long a claimed message is a worker's: one that dies leaves it to the others after this
     lease: Duration = timedelta(minutes=5)
+    # how soon a worker takes the scheduler over when the worker running it dies
+    takeover: Duration = timedelta(seconds=10)
 
 
 class TemplateSettings(Model):

@@ -1,4 +1,13 @@
-"""``tamtam run``: the scheduler and the dispatcher in one process, until SIGTERM or Ctrl-C.
+"""``tamtam run``: the scheduler and the dispatcher in one process, until SIGTERM or Ctrl-C;
+and ``tamtam worker``: one of any number of processes delivering from the same outbox.
+
+Workers (on one machine or several, around one PostgreSQL database) each deliver: they
+claim rows in batches with SKIP LOCKED under a lease, and each settles what a dead worker's
+expired lease left ``sending``. Exactly one of them schedules polls and editions: the one
+holding the leader lock (:class:`bot.store.db.LeaderLock`); the others try to take it every
+``delivery.takeover``, so when the leader dies another takes over within that time. An
+edition is never built twice: the per-channel cursor makes it impossible, and a new leader
+plans from each job's last run, so a run the old one missed happens once.
 
 Stopping is where promises break, so it is done by hand rather than left to APScheduler
 (whose asyncio executor cancels running jobs at shutdown, which cut the message in flight
@@ -31,13 +40,18 @@ from .scheduler import plan, scheduler_kwargs, streams
 
 log = logging.getLogger("tamtam")
 
-ALREADY_RUNNING = ("another Tamtam (a `run` daemon or a `once`) is working on this database; "
+ALREADY_RUNNING = ("another Tamtam (a `run` daemon, a `once` or workers) is working on this database; "
                    "wait for it, or stop the daemon first")
+WORKERS_BESIDE_RUN = ("a `run` daemon or a `once` is working on this database; workers deliver beside each "
+                      "other, not beside those: stop it first")
 
 
 class Daemon:
-    def __init__(self, app: App):
+    def __init__(self, app: App, *, worker: bool = False):
         self.app = app
+        self.worker = worker  # one of several: schedules only while it leads
+        self.leader = app.store.db.leader_lock() if worker else None
+        self.leading = not worker
         self.jobs: dict[asyncio.Task[Any], str] = {}  # running job → what it is ("poll", "edition", "dispatch")
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
@@ -73,6 +87,9 @@ class Daemon:
         channel, stream = found
 
         async def body(now: datetime) -> None:
+            if self.leader is not None and not await asyncio.to_thread(self.leader.held):
+                log.warning("edition %s skipped: this worker no longer holds the scheduler lock", stream_id)
+                return
             try:
                 result = self.app.publish(channel, now, stream)
                 log.info("channel %s: edition %s with %d article(s), %d message(s) queued %s", channel.id,
@@ -85,7 +102,12 @@ class Daemon:
         await self._job("edition", stream_id, body)
 
     async def _dispatch(self) -> None:
-        await self._job("dispatch", "all", lambda now: self.app.dispatch())
+        async def body(now: datetime) -> None:
+            if self.worker:  # what a dead worker left sending, once its lease ran out
+                await asyncio.to_thread(self.app.recover, expired_only=True)
+            await self.app.dispatch()
+
+        await self._job("dispatch", "all", body)
 
     async def _kind_job(self, channel_id: str, job: KindJob) -> None:
         """A channel kind's own periodic job (a bounce mailbox, say); its line goes to the log."""
@@ -104,7 +126,7 @@ class Daemon:
 
     async def serve(self, *, ready: asyncio.Event | None = None) -> None:
         app = self.app
-        app.recover()
+        app.recover(expired_only=self.worker)
         loop = asyncio.get_running_loop()
         handled = []
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -119,11 +141,9 @@ class Daemon:
             for sig in handled:
                 loop.remove_signal_handler(sig)
 
-    async def _serve(self, ready: asyncio.Event | None) -> None:
+    def _plan(self, scheduler: AsyncIOScheduler) -> None:
+        """Schedule every poll, edition and kind job from their last runs (the leader's work)."""
         app = self.app
-        web = await self._start_web()  # first: a port in use or a missing secret stops `run` before any job
-        scheduler = AsyncIOScheduler(**scheduler_kwargs(app.config))
-        scheduler.start(paused=True)
         now = app.clock()
         for job in plan(app.config, app.store.schedule.last_runs(), now):
             if job.next_run is None:
@@ -138,11 +158,41 @@ class Daemon:
             for job in app.channels.kind(channel).jobs(channel):
                 scheduler.add_job(self._kind_job, "interval", seconds=job.every.total_seconds(),
                                   args=(channel.id, job), id=f"{job.name}:{channel.id}", next_run_time=now)
+
+    async def _lead(self, scheduler: AsyncIOScheduler) -> None:
+        """A worker's try at the scheduler: take the leader lock if it is free, give the
+        scheduled jobs up if the lock was lost."""
+        assert self.leader is not None
+        if self.leading:
+            if not await asyncio.to_thread(self.leader.held):
+                self.leading = False
+                for job in scheduler.get_jobs():
+                    if job.id not in ("dispatch", "lead"):
+                        job.remove()
+                log.error("lost the scheduler lock (the database connection went away): no longer scheduling")
+            return
+        if await asyncio.to_thread(self.leader.try_take):
+            self.leading = True
+            self._plan(scheduler)
+            log.info("this worker now schedules polls and editions")
+
+    async def _serve(self, ready: asyncio.Event | None) -> None:
+        app = self.app
+        # first: a port in use or a missing secret stops `run` before any job (workers serve no pages)
+        web = None if self.worker else await self._start_web()
+        scheduler = AsyncIOScheduler(**scheduler_kwargs(app.config))
+        scheduler.start(paused=True)
+        now = app.clock()
+        if self.worker:
+            scheduler.add_job(self._lead, "interval", args=(scheduler,), id="lead", next_run_time=now,
+                              seconds=app.config.delivery.takeover.total_seconds())
+        else:
+            self._plan(scheduler)
         scheduler.add_job(self._dispatch, "interval", seconds=app.config.delivery.dispatch_every.total_seconds(),
                           id="dispatch", next_run_time=now)
         scheduler.resume()
-        log.info("tamtam running: %d source(s), %d channel(s); stop with Ctrl-C or SIGTERM",
-                 len(app.config.sources), len(app.config.channels))
+        log.info("tamtam %s: %d source(s), %d channel(s); stop with Ctrl-C or SIGTERM",
+                 "worker running" if self.worker else "running", len(app.config.sources), len(app.config.channels))
         if ready is not None:
             ready.set()
         await self.stop.wait()
@@ -192,22 +242,26 @@ class Daemon:
                 t.cancel()
             await asyncio.wait(pending, timeout=5)
         scheduler.shutdown(wait=False)
+        if self.leader is not None:
+            self.leader.release()
         await app.aclose()
         app.store.close()
         log.info("stopped")
 
 
-async def run(app: App, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> bool:
-    """Serve until a signal (or ``stop``) under the runner lock. True when nothing was cut off."""
-    daemon = Daemon(app)
+async def run(app: App, *, ready: asyncio.Event | None = None, stop: asyncio.Event | None = None,
+              worker: bool = False) -> bool:
+    """Serve until a signal (or ``stop``) under the runner lock (shared by workers). True
+    when nothing was cut off."""
+    daemon = Daemon(app, worker=worker)
     if stop is not None:
         async def relay() -> None:
             await stop.wait()
             daemon._on_signal()
         relay_task = asyncio.ensure_future(relay())
-    with app.store.runner_lock() as mine:
+    with app.store.runner_lock(shared=worker) as mine:
         if not mine:
-            raise TamtamError(ALREADY_RUNNING)
+            raise TamtamError(WORKERS_BESIDE_RUN if worker else ALREADY_RUNNING)
         try:
             await daemon.serve(ready=ready)
         finally:

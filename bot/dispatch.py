@@ -85,10 +85,12 @@ def backoff(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
     return min(cap, base * (2 ** max(0, attempts - 1)))
 
 
-def recover(store: Store, config: Config, channels: Channels, *, now: datetime) -> dict[str, int]:
-    """Resolve rows left ``sending`` by a crash; see the module docstring."""
+def recover(store: Store, config: Config, channels: Channels, *, now: datetime,
+            expired_only: bool = False) -> dict[str, int]:
+    """Resolve rows left ``sending`` by a crash; see the module docstring. A worker beside
+    other workers (``expired_only``) settles only the rows whose holder's lease ran out."""
     out: Counter[str] = Counter()
-    for row_id, channel_id in store.outbox.interrupted():
+    for row_id, channel_id in (store.outbox.expired(now) if expired_only else store.outbox.interrupted()):
         try:
             channel = config.channel(channel_id)
             resend = channels.kind(channel).at_least_once(channel)
@@ -273,7 +275,9 @@ class Dispatcher:
             return done
         message = ready[0][1]
         await self.limiters.acquire(transport.rate_limits(message))
-        if self._stopping or not await self._db(self.store.outbox.claim, row.id, self.clock()):
+        now = self.clock()
+        if self._stopping or not await self._db(self.store.outbox.claim, row.id, now,
+                                                lease_until=now + self.config.delivery.lease, owner=self.owner):
             return done
         await self._send(channel, transport, row, message, report, done)
         return done

@@ -2,9 +2,30 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+
+class Status(enum.StrEnum):
+    """Where an outbox message is (see :mod:`bot.store.outbox` for its life)."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"  # never sent on purpose: the recipient left while it waited
+    DISMISSED = "dismissed"  # failed, and the admin said to leave it
+
+
+class Frequency(enum.StrEnum):
+    """How often a subscriber hears from a list."""
+
+    INSTANT = "instant"  # one email per article
+    DAILY = "daily"  # the channel's digest
+    WEEKLY = "weekly"  # a weekly digest on a chosen day
 
 
 @dataclass(frozen=True)

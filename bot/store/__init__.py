@@ -38,8 +38,8 @@ class Store:
     def begin(self) -> AbstractContextManager[Connection]:
         return self.db.begin()
 
-    def runner_lock(self) -> AbstractContextManager[bool]:
-        return self.db.runner_lock()
+    def runner_lock(self, *, shared: bool = False) -> AbstractContextManager[bool]:
+        return self.db.runner_lock(shared=shared)
 
     def close(self) -> None:
         self.db.close()

@@ -12,7 +12,7 @@ import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 
@@ -122,13 +122,15 @@ class Database:
         return self.engine.url.get_backend_name()
 
     @contextmanager
-    def runner_lock(self) -> Iterator[bool]:
-        """Hold the database's one runner lock while the body runs; yields False if another
-        process (a ``run`` daemon or a ``once``) holds it.
+    def runner_lock(self, *, shared: bool = False) -> Iterator[bool]:
+        """Hold the database's runner lock while the body runs; yields False if it is taken.
 
-        Two runners on one database would each take the other's in-flight messages for
-        crash leftovers at start-up (:func:`bot.dispatch.recover`), so they are kept apart:
-        a lock file beside a SQLite database, an advisory lock on PostgreSQL (per schema).
+        ``run`` and ``once`` take it exclusively: they settle every message left ``sending``
+        at start-up (:func:`bot.dispatch.recover`), which is right only when no other process
+        is sending. Workers (``tamtam worker``) take it shared: any number of them may deliver
+        together, each settling only what a dead worker's expired lease left behind, and none
+        of them beside a ``run``. A lock file beside a SQLite database, an advisory lock on
+        PostgreSQL (per schema).
         """
         url = self.engine.url
         if url.get_backend_name() == "sqlite":
@@ -137,7 +139,7 @@ class Database:
                 return
             with os.fdopen(os.open(f"{url.database}.lock", os.O_CREAT | os.O_RDWR, 0o600), "r+") as fh:
                 try:
-                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(fh, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 except BlockingIOError:
                     yield False
                     return
@@ -146,14 +148,87 @@ class Database:
                 finally:
                     fcntl.flock(fh, fcntl.LOCK_UN)
             return
-        key = text("SELECT hashtext(current_schema() || '.tamtam-runner')")
+        take, give = (("pg_try_advisory_lock_shared", "pg_advisory_unlock_shared") if shared
+                      else ("pg_try_advisory_lock", "pg_advisory_unlock"))
         with self.engine.connect() as conn:
-            lock_id = conn.execute(key).scalar_one()
-            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": lock_id}).scalar_one()
+            lock_id = conn.execute(text("SELECT hashtext(current_schema() || '.tamtam-runner')")).scalar_one()
+            got = conn.execute(text(f"SELECT {take}(:k)"), {"k": lock_id}).scalar_one()
             conn.commit()
             try:
                 yield bool(got)
             finally:
                 if got:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": lock_id})
+                    conn.execute(text(f"SELECT {give}(:k)"), {"k": lock_id})
                     conn.commit()
+
+    def leader_lock(self) -> "LeaderLock":
+        """The lock that makes one worker the scheduler (see :class:`LeaderLock`)."""
+        return LeaderLock(self)
+
+
+class LeaderLock:
+    """Exactly one process across the workers runs the scheduler: the one holding this lock.
+
+    On PostgreSQL it is a session advisory lock held on a connection of its own, so it goes
+    when its process dies (the server notices the connection drop) and another worker takes
+    it at its next try; on SQLite, an exclusive lock on ``<file>.scheduler.lock``. The holder
+    checks it still holds it (:meth:`held`) before each scheduled job, so a leader cut off
+    from the database stops scheduling instead of racing its successor."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._conn: Connection | None = None
+        self._fh: Any = None
+        self._key: int | None = None
+
+    def try_take(self) -> bool:
+        if self.db.backend == "sqlite":
+            database = self.db.engine.url.database
+            if not database or database == ":memory:":
+                return True
+            fh = os.fdopen(os.open(f"{database}.scheduler.lock", os.O_CREAT | os.O_RDWR, 0o600), "r+")
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.close()
+                return False
+            self._fh = fh
+            return True
+        conn = self.db.engine.connect()
+        try:
+            key = conn.execute(text("SELECT hashtext(current_schema() || '.tamtam-scheduler')")).scalar_one()
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one()
+            conn.commit()
+        except Exception:
+            conn.close()
+            raise
+        if not got:
+            conn.close()
+            return False
+        self._conn, self._key = conn, key
+        return True
+
+    def held(self) -> bool:
+        """True while the lock is ours (on PostgreSQL: its connection still answers)."""
+        if self._fh is not None:
+            return True
+        if self._conn is None:
+            return self.db.backend == "sqlite"  # a database in memory: one process only
+        try:
+            self._conn.execute(text("SELECT 1")).scalar_one()
+            self._conn.commit()
+            return True
+        except Exception:  # the connection (and with it the lock) is gone
+            self.release()
+            return False
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # already broken; closing is best effort
+                pass
+            self._conn = None

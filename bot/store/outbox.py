@@ -16,7 +16,6 @@ be reached at all costs the message nothing (:meth:`Outbox.release`).
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator
@@ -24,21 +23,12 @@ from typing import Any, Iterable, Iterator
 from sqlalchemy import Connection, and_, bindparam, exists, func, select, update
 
 from ..errors import TamtamError
+from ..models import Status
 from ..redact import redact
 from . import tables as t
 from .db import Database
 
 ENQUEUE_CHUNK = 1000
-
-
-class Status(enum.StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    SENT = "sent"
-    FAILED = "failed"
-    UNKNOWN = "unknown"
-    CANCELLED = "cancelled"  # never sent on purpose: the recipient left while it waited
-    DISMISSED = "dismissed"  # failed, and the admin said to leave it
 
 
 class OutboxError(TamtamError):
@@ -198,12 +188,15 @@ class Outbox:
                     t.outbox.c.status == Status.SENDING.value, t.outbox.c.lease_until.is_not(None),
                     t.outbox.c.lease_until < now))]
 
-    def claim(self, row_id: int, now: datetime) -> bool:
-        """pending → sending, a compare-and-set that also works between processes."""
+    def claim(self, row_id: int, now: datetime, *, lease_until: datetime | None = None,
+              owner: str | None = None) -> bool:
+        """pending → sending, a compare-and-set that also works between processes (under a
+        lease when one is given, as the dispatcher gives it)."""
         with self.db.begin() as conn:
             res = conn.execute(update(t.outbox)
                                .where(t.outbox.c.id == row_id, t.outbox.c.status == Status.PENDING.value)
-                               .values(status=Status.SENDING.value, updated_at=now))
+                               .values(status=Status.SENDING.value, updated_at=now, lease_until=lease_until,
+                                       lease_owner=owner))
             return res.rowcount == 1
 
     def _set(self, row_id: int, now: datetime, *, answered: bool, **values: Any) -> None:

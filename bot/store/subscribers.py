@@ -26,7 +26,7 @@ from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..errors import TamtamError
-from ..models import Subscriber
+from ..models import Frequency, Subscriber
 from . import tables as t
 from .db import Database
 
@@ -54,12 +54,6 @@ class Source(enum.StrEnum):
     BOUNCE = "bounce"
     COMPLAINT = "complaint"
     SEND = "send"  # the mail server refused the address at send time
-
-
-class Frequency(enum.StrEnum):
-    INSTANT = "instant"  # one email per article
-    DAILY = "daily"  # the channel's digest
-    WEEKLY = "weekly"  # a weekly digest on a chosen day
 
 
 class SubscriberError(TamtamError):

@@ -21,9 +21,8 @@ from urllib.parse import urlsplit
 
 from ...errors import PermanentError
 from ...links import Links, ReaderLinks, Signer
-from ...models import Edition, Message, Subscriber
+from ...models import Edition, Frequency, Message, Subscriber
 from ...settings import Schedule, Site, TransportSettings
-from ...store.subscribers import Frequency
 from ...text import fold
 from ..base import Audience, ChannelKind, OutboxItem, Plan, PreviewFile, Stream, Transport
 from ..base import KindJob, Services, WebView
