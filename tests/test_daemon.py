@@ -93,8 +93,8 @@ def capture_daemon(monkeypatch) -> list[daemon_module.Daemon]:
     made: list[daemon_module.Daemon] = []
 
     class Captured(daemon_module.Daemon):
-        def __init__(self, app):  # type: ignore[no-untyped-def]
-            super().__init__(app)
+        def __init__(self, app, **kwargs):  # type: ignore[no-untyped-def]
+            super().__init__(app, **kwargs)
             made.append(self)
 
     monkeypatch.setattr(daemon_module, "Daemon", Captured)
