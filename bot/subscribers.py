@@ -10,6 +10,8 @@ at the first error).
 from __future__ import annotations
 
 import csv
+import functools
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,10 +40,34 @@ class CsvImportError(TamtamError):
     """The file as a whole cannot be imported (unreadable, no email column)."""
 
 
-def valid_address(address: str) -> str:
-    """The address, normalised for storage, or ValueError saying what is wrong with it."""
+# An ASCII local part of the plainest kind (RFC 5322 dot-atom): most addresses of a list.
+_PLAIN_LOCAL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+
+
+@functools.lru_cache(maxsize=4096)
+def _domain(domain: str) -> str | None:
+    """The normalised domain email-validator gives for ``domain``, or None if it refuses it.
+    A list of 100,000 readers has a few hundred domains: each is validated once."""
     try:
-        return validate_email(address.strip(), check_deliverability=False).normalized
+        return validate_email(f"a@{domain}", check_deliverability=False).domain
+    except EmailNotValidError:
+        return None
+
+
+def valid_address(address: str) -> str:
+    """The address, normalised for storage, or ValueError saying what is wrong with it.
+
+    email-validator judges every address; for the common one (a plain ASCII local part) it
+    judges the domain once per import and the local part here by the same rule, which keeps
+    an import of 100,000 rows within seconds. Anything else goes to email-validator whole."""
+    address = address.strip()
+    local, at, domain = address.rpartition("@")
+    if at and len(local) <= 64 and _PLAIN_LOCAL.fullmatch(local):
+        normalised = _domain(domain)
+        if normalised is not None and len(local) + 1 + len(normalised) <= 254:
+            return f"{local}@{normalised}"
+    try:
+        return validate_email(address, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
 
@@ -72,7 +98,8 @@ def read_text(path: Path) -> tuple[str, str]:
 
 
 def import_csv(store: Store, channel_id: str, path: Path, now: datetime, *, consent: bool = True,
-               on_pending: Callable[[Subscriber], Any] | None = None) -> ImportResult:
+               on_pending: Callable[[Subscriber], Any] | None = None,
+               on_progress: Callable[[int, int], Any] | None = None) -> ImportResult:
     """Import ``path`` (comma, semicolon or tab separated; an ``email`` column, optional
     ``name`` or first and last name columns). With ``consent`` the addresses are active at
     once; without it each is pending and ``on_pending`` is called for it (to send its
@@ -101,6 +128,29 @@ def import_csv(store: Store, channel_id: str, path: Path, now: datetime, *, cons
     delimiter = getattr(dialect, "delimiter", ",")
     result = ImportResult(encoding=encoding)
     rows = iter(reader)
+    batch: list[tuple[str, str | None, int, str]] = []  # (address, name, line, as written)
+    total = max(1, len(text.splitlines()) - 1)
+
+    def flush() -> None:
+        people = [(email, name) for email, name, _, _ in batch]
+        for added, (_, _, line, raw) in zip(store.subscribers.add_many(
+                channel_id, people, now=now, source=Source.IMPORT, confirmed=consent), batch):
+            sub = added.subscriber
+            if added.outcome == "suppressed":
+                result.rejected.append(f"line {line}: {raw!r}: {sub.status} on {sub.status_changed_at:%Y-%m-%d} "
+                                       f"({sub.status_source}); only a new sign-up by the reader brings it back")
+            elif added.outcome == "pending":
+                result.pending += 1
+                if on_pending is not None:
+                    on_pending(sub)
+            elif added.created:
+                result.added += 1
+            else:
+                result.existing += 1
+        batch.clear()
+        if on_progress is not None:
+            on_progress(reader.line_num - 1, total)
+
     while True:
         try:
             row = next(rows)
@@ -134,21 +184,16 @@ def import_csv(store: Store, channel_id: str, path: Path, now: datetime, *, cons
             continue
         if note:
             result.notes.append(note)
-        added = store.subscribers.add(channel_id, email, name, now=now, source=Source.IMPORT, confirmed=consent)
-        sub = added.subscriber
-        if added.outcome == "suppressed":
-            result.rejected.append(f"line {reader.line_num}: {raw!r}: {sub.status} on "
-                                   f"{sub.status_changed_at:%Y-%m-%d} ({sub.status_source}); only a new sign-up "
-                                   "by the reader brings it back")
-        elif added.outcome == "pending":
-            result.pending += 1
-            if on_pending is not None:
-                on_pending(sub)
-        elif added.created:
-            result.added += 1
-        else:
-            result.existing += 1
+        batch.append((email, name, reader.line_num, raw))
+        if len(batch) >= IMPORT_CHUNK:
+            flush()
+    if batch:
+        flush()
     return result
+
+
+#: Rows written per transaction by an import.
+IMPORT_CHUNK = 5000
 
 
 _EXTRA = "\x00extra"  # where DictReader puts the fields beyond the header

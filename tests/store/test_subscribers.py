@@ -186,3 +186,27 @@ def test_iter_pages_while_the_caller_writes_on_the_same_connection(store: Store)
             store.outbox.enqueue(conn, [NewMessage(f"news:e1:{sub.email}", "news", "email", sub.email, {})], now=NOW)
     assert seen == ["r0@example.org", "r1@example.org", "r3@example.org", "r4@example.org"]
     assert [r.destination for r in store.outbox.list()] == seen
+
+
+def test_add_many_follows_add_s_rules_in_one_transaction(store: Store):
+    """The import's bulk path: the same outcomes as one add() per row, the rows read back as
+    add() writes them (aware UTC times, events), on SQLite and PostgreSQL."""
+    subs = store.subscribers
+    subs.add("news", "active@example.org", "Déjà", now=NOW)
+    subs.add("news", "gone@example.org", None, now=NOW)
+    subs.remove("news", "gone@example.org", now=NOW)
+    subs.add("news", "waiting@example.org", None, now=NOW, source=Source.FORM, confirmed=False)
+    later = NOW + timedelta(hours=1)
+    people = [("new1@example.org", "Awa"), ("NEW1@example.org", "dup"), ("Active@Example.org", None),
+              ("gone@example.org", None), ("waiting@example.org", "Binta"), ("new2@example.org", None)]
+    added = subs.add_many("news", people, now=later, source=Source.IMPORT, confirmed=True)
+    assert [a.outcome for a in added] == ["created", "already", "suppressed", "reactivated", "created"]
+    new1 = subs.find("news", "new1@example.org")
+    assert new1 == added[0].subscriber and new1.created_at == later and new1.name == "Awa"
+    assert new1.status == "active" and new1.status_source == "import" and new1.confirmed_at == later
+    assert [e.kind for e in subs.events(new1.id)] == ["subscribed"]
+    assert subs.find("news", "waiting@example.org").active
+    assert subs.find("news", "gone@example.org").status == "unsubscribed"
+    assert len(subs.list("news")) == 4
+    pending = subs.add_many("news", [("later@example.org", None)], now=later, confirmed=False)
+    assert pending[0].outcome == "pending" and not subs.is_active("news", "later@example.org")
