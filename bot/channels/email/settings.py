@@ -54,7 +54,7 @@ class SmtpSettings(TransportSettings):
     from_addr: str = Field(alias="from")
     reply_to: str | None = None
     timeout: Duration = timedelta(seconds=30)
-    connections: int = Field(2, ge=1, le=32)  # kept open in parallel; providers cap how many
+    connections: int = Field(4, ge=1, le=32)  # kept open in parallel; providers cap how many
     rate_per_minute: int = Field(60, ge=1)  # the provider's quota: no minute ever holds more
     rate_per_hour: int | None = Field(None, ge=1)
     validate_certs: bool = True

@@ -228,9 +228,10 @@ class SmtpTransport(Transport):
             raw = msg.as_bytes()
             message_id = str(msg["Message-ID"])
         sender = self._sender.addr_spec
+        ready = isinstance(body, EmailBody) and body.wire is not None and self._dkim is None
         lane = await self._idle.get()
         try:
-            reply = await self._transaction(lane, sender, recipient, raw, message.key)
+            reply = await self._transaction(lane, sender, recipient, raw, message.key, ready=ready)
         except asyncio.CancelledError:
             self._drop(lane)  # half a transaction on the wire: never reuse that connection
             raise
@@ -238,7 +239,8 @@ class SmtpTransport(Transport):
             self._idle.put_nowait(lane)
         return Receipt(transport=self.name, remote_id=message_id, detail=reply)
 
-    async def _transaction(self, lane: _Lane, sender: str, recipient: str, raw: bytes, key: str) -> str:
+    async def _transaction(self, lane: _Lane, sender: str, recipient: str, raw: bytes, key: str, *,
+                           ready: bool = False) -> str:
         """MAIL, RCPT, DATA on the lane's kept connection; one reconnect if it went stale before DATA."""
         reused = lane.smtp is not None and lane.smtp.is_connected
         smtp = lane.smtp if reused else await self._connect(lane)
@@ -272,7 +274,7 @@ class SmtpTransport(Transport):
             raise ServiceUnavailable(f"connection to {self._where} lost before DATA: {exc}") from exc
 
         try:
-            response = await smtp.data(raw)
+            response = await (self._data_as_is(smtp, raw) if ready else smtp.data(raw))
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(lane, smtp, exc.code)
             raise self._by_code(exc, f"SMTP server {self._where} refused the message for {recipient!r}", recipient,
@@ -286,6 +288,20 @@ class SmtpTransport(Transport):
                 f"a resend keeps the same Message-ID): {exc}"
             ) from exc
         return f"{response.code} {response.message}".strip()
+
+    async def _data_as_is(self, smtp: aiosmtplib.SMTP, raw: bytes) -> aiosmtplib.SMTPResponse:
+        """DATA with bytes already in SMTP form (CRLF only, no line starting with a dot: a
+        spliced message, :data:`.wire.WIRE_READY`): aiosmtplib's own ``data`` would rescan
+        them with two regular expressions, a sixth of the sending time."""
+        start = await smtp.execute_command(b"DATA", timeout=self._timeout)
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        assert smtp.protocol is not None
+        smtp.protocol.write(raw + b".\r\n")
+        response = await smtp.protocol.read_response(timeout=self._timeout)
+        if response.code != 250:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return response
 
     def _mail_error(self, lane: _Lane, exc: BaseException, sender: str) -> TransientError | PermanentError:
         if isinstance(exc, aiosmtplib.SMTPResponseException):

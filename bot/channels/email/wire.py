@@ -36,12 +36,23 @@ SOFT = b"=\r\n"
 
 def qp(text: str) -> bytes:
     """``text`` quoted-printable encoded (UTF-8, CRLF line ends), ending with a soft line
-    break unless it ends a line, so the next piece may follow directly."""
+    break unless it ends a line, so the next piece may follow directly.
+
+    No encoded line starts with a dot (it is written ``=2E``), so the message needs no
+    SMTP dot-stuffing and its bytes go on the wire as they are (:data:`WIRE_READY`)."""
     if not text:
         return b""
     raw = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
     out = binascii.b2a_qp(raw, quotetabs=False, istext=True, header=False).replace(b"\n", CRLF)
+    out = out.replace(b"\r\n.", b"\r\n=2E")
+    if out.startswith(b"."):
+        out = b"=2E" + out[1:]
     return out if raw.endswith(b"\n") else out + SOFT
+
+
+#: What :meth:`WireEmail.message` guarantees: CRLF line ends only, no line starting with a
+#: dot, 7-bit. An SMTP client may send such bytes after DATA without rewriting them.
+WIRE_READY = True
 
 
 #: How a field's value is escaped in each part: HTML gets entities (it may sit in an

@@ -72,3 +72,41 @@ def test_pieces_join_at_any_point_even_inside_a_multibyte_character_run() -> Non
 def test_a_header_value_with_a_line_break_is_refused() -> None:
     with pytest.raises(ValueError, match="line break"):
         wire().message(to="a@example.org", key="k", date="x", headers={"List-Unsubscribe": "<a>\r\nBcc: x@evil"})
+
+
+def test_no_line_starts_with_a_dot_so_smtp_needs_no_stuffing() -> None:
+    w = WireEmail(subject="s", from_addr=FROM, text=Part((".début\n.\n...suite ", "\n.fin"), ["name"]),
+                  html=Part(("<p>", ".</p>\n.<b>x</b>"), ["name"]), headers={}, domain="echo.example")
+    raw = w.message(to="a@example.org", key="k", date="d", values={"name": ".Awa"})
+    assert not any(line.startswith(b".") for line in raw.split(b"\r\n"))
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # CRLF only
+    msg = message_from_bytes(raw, policy=policy.default)
+    assert text_of(msg.get_body(("plain",))) == ".début\n.\n...suite .Awa\n.fin\n"
+
+
+def test_the_quick_recipient_check_says_what_email_validator_says() -> None:
+    import random
+
+    from email_validator import EmailNotValidError, validate_email
+
+    from bot.channels.email.mime import validate_recipient
+    from bot.errors import PermanentError
+
+    def reference(address: str) -> str:
+        try:
+            info = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        except EmailNotValidError:
+            return "refused"
+        return info.ascii_email or info.normalized
+
+    def ours(address: str) -> str:
+        try:
+            return validate_recipient(address)
+        except PermanentError:
+            return "refused"
+
+    rng = random.Random(11)
+    cases = ["a@example.org", "A.B@EXAMPLE.org", "a@пример.рф", "josé@exemple.ml", "a..b@x.org", "a@x", "a@-x.org"]
+    cases += ["".join(rng.choice("ab.+_-é!") for _ in range(rng.randint(1, 10))) + "@" +
+              rng.choice(["example.org", "Exemple.ML", "ex--ample.org", "пример.рф", "a.b.c.d"]) for _ in range(2000)]
+    assert [(c, ours(c)) for c in cases if ours(c) != reference(c)] == []
