@@ -69,6 +69,9 @@ log = logging.getLogger(__name__)
 
 #: Problems a report keeps word for word; beyond this it only counts them (memory stays flat).
 REPORT_DETAILS = 200
+# A long send refreshes the outbox statistics this often (rows settled), so PostgreSQL keeps
+# choosing the index of open rows while the sent ones pile up.
+REFRESH_STATISTICS_EVERY = 20_000
 
 
 class Outcome(enum.Enum):
@@ -244,23 +247,56 @@ class Dispatcher:
         # At-least-once messages are claimed by the batch: a crash puts the whole batch back and
         # a resend is harmless. An at-most-once post is claimed alone, after its rate limit,
         # so one left "sending" by a crash really was in flight (it is flagged, not resent).
-        batch = self.config.delivery.batch_size if transport.at_least_once else 1
-        while not self._stopping and self.paused_until(channel_id) <= self.clock():
-            if batch == 1:
+        if not transport.at_least_once:
+            while self._open(channel_id):
                 row = await self._db(self.store.outbox.next_due, channel_id, self.clock())
                 if row is None:
                     break
                 done = await self._one(channel, transport, row, report)
-            else:
-                now = self.clock()
-                rows = await self._db(self.store.outbox.claim_batch, channel_id, now, limit=batch,
-                                      lease_until=now + self.config.delivery.lease, owner=self.owner)
-                if not rows:
-                    break
-                done = await self._batch(channel, transport, rows, report)
-            if done:
-                await self._db(self.store.outbox.finish_many, done)
+                if done:
+                    await self._db(self.store.outbox.finish_many, done)
+        else:
+            await self._batches(channel, transport, report)
         return report
+
+    def _open(self, channel_id: str) -> bool:
+        return not self._stopping and self.paused_until(channel_id) <= self.clock()
+
+    async def _batches(self, channel: ChannelSettings, transport: Transport, report: DispatchReport) -> None:
+        """Claim, send and settle batches until the channel has nothing due. The next batch
+        is claimed, and the last one's outcomes written, while a batch is on the wire: the
+        database work (a thread) overlaps the sending (the event loop), and the connections
+        never wait for it. A prefetched batch met by a stop or a pause goes back untouched
+        (:meth:`_batch` releases what it did not start)."""
+        size = self.config.delivery.batch_size
+
+        def claim() -> asyncio.Future[list[OutboxRow]]:
+            now = self.clock()
+            return asyncio.ensure_future(self._db(self.store.outbox.claim_batch, channel.id, now, limit=size,
+                                                  lease_until=now + self.config.delivery.lease, owner=self.owner))
+
+        settled = 0
+        finishing: asyncio.Future[None] | None = None
+        try:
+            rows = await claim() if self._open(channel.id) else []
+            while rows:
+                more = claim() if self._open(channel.id) else None
+                done = await self._batch(channel, transport, rows, report)
+                if finishing is not None:
+                    await finishing  # outcomes are written in the order the batches went
+                    finishing = None
+                if done:
+                    finishing = asyncio.ensure_future(self._db(self.store.outbox.finish_many, done))
+                    settled += len(done)
+                    if settled >= REFRESH_STATISTICS_EVERY:  # most of the table changed status since
+                        settled = 0
+                        await finishing
+                        finishing = None
+                        await self._db(self.store.outbox.refresh_statistics)
+                rows = await more if more is not None else []
+        finally:
+            if finishing is not None:
+                await finishing
 
     async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Database work off the event loop, so sending goes on while rows are written."""

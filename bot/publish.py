@@ -25,6 +25,7 @@ from .render import sample_edition
 from .settings import ChannelSettings
 from .store import NewMessage, OutboxError, Status, Store
 from .store.editions import Editions
+from .store.outbox import STATISTICS_EVERY
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ def publish(channels: Channels, store: Store, channel: ChannelSettings, *, now: 
                                                         item.payload, edition.id) for item in plan.items), now=now)
         if plan.shared is not None:  # after the items: a kind may add shared parts as it meets its readers
             Editions.set_shared(conn, edition.id, plan.shared)  # type: ignore[arg-type]
+    if queued >= STATISTICS_EVERY:
+        store.outbox.refresh_statistics()
     note = plan.note(queued)
     if note:
         log.warning("channel %s: edition %s: %s", channel.id, edition.id, note)

@@ -29,6 +29,9 @@ from . import tables as t
 from .db import Database
 
 ENQUEUE_CHUNK = 1000
+# After this many rows are queued or settled, the planner's statistics are refreshed (see
+# :meth:`Outbox.refresh_statistics`).
+STATISTICS_EVERY = 1000
 
 
 class OutboxError(TamtamError):
@@ -107,6 +110,21 @@ class Outbox:
             conn.execute(t.outbox.insert(), chunk)
             total += len(chunk)
         return total
+
+    def refresh_statistics(self) -> None:
+        """ANALYZE the outbox. Without statistics (a new database, or a table that just grew
+        by a whole edition) both planners judged the claim's best index by guesswork and
+        picked one that made each claim read every pending row: a 100,000-reader edition
+        went out at half speed on SQLite and at a few messages a second on PostgreSQL. The
+        publisher calls this after queueing a large edition; it takes a fraction of a second
+        (SQLite samples at most 1,000 rows per index)."""
+        with self.db.connect() as conn:
+            if self.db.backend == "sqlite":
+                conn.exec_driver_sql("PRAGMA analysis_limit = 1000")
+                conn.exec_driver_sql("ANALYZE outbox")
+                conn.commit()
+            else:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE outbox")
 
     # -- the dispatcher --------------------------------------------------------------
     def due_channels(self, now: datetime) -> list[str]:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -150,6 +151,12 @@ outbox = Table(
     Index("ix_outbox_status_next", "status", "next_attempt_at"),
     Index("ix_outbox_channel_status", "channel_id", "status", "id"),
     Index("ix_outbox_channel_destination", "channel_id", "destination", "id"),
+    # only the open rows (migration 0005): what a claim reads, whatever the number already sent
+    Index("ix_outbox_due", "channel_id", "id", sqlite_where=text("status = 'pending'"),
+          postgresql_where=text("status = 'pending'")),
+    Index("ix_outbox_open_destination", "channel_id", "destination", "id",
+          sqlite_where=text("status IN ('pending', 'sending')"),
+          postgresql_where=text("status IN ('pending', 'sending')")),
 )
 
 # A reader of a channel that has its own list (an email newsletter). One row per mailbox:

@@ -228,7 +228,8 @@ class SmtpTransport(Transport):
             raw = msg.as_bytes()
             message_id = str(msg["Message-ID"])
         sender = self._sender.addr_spec
-        ready = isinstance(body, EmailBody) and body.wire is not None and self._dkim is None
+        ready = (isinstance(body, EmailBody) and body.wire is not None and self._dkim is None
+                 and sender.isascii() and recipient.isascii())
         lane = await self._idle.get()
         try:
             reply = await self._transaction(lane, sender, recipient, raw, message.key, ready=ready)
@@ -246,7 +247,7 @@ class SmtpTransport(Transport):
         smtp = lane.smtp if reused else await self._connect(lane)
         assert smtp is not None
         try:
-            await smtp.mail(sender)
+            await self._mail(smtp, sender, ready)
         except (aiosmtplib.SMTPServerDisconnected, ConnectionError, aiosmtplib.SMTPResponseException) as exc:
             stale = isinstance(exc, (aiosmtplib.SMTPServerDisconnected, ConnectionError)) or \
                 getattr(exc, "code", 0) == 421
@@ -255,14 +256,14 @@ class SmtpTransport(Transport):
             log.info("SMTP connection to %s went stale (%s); reconnecting", self._where, exc)
             smtp = await self._connect(lane)
             try:
-                await smtp.mail(sender)
+                await self._mail(smtp, sender, ready)
             except (aiosmtplib.SMTPException, OSError) as exc2:
                 raise self._mail_error(lane, exc2, sender) from exc2
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise self._mail_error(lane, exc, sender) from exc
 
         try:
-            await smtp.rcpt(recipient)
+            await self._rcpt(smtp, recipient, ready)
         except aiosmtplib.SMTPRecipientRefused as exc:
             await self._reset(lane, smtp, exc.code)
             raise self._by_code(exc, f"recipient {recipient!r} refused by {self._where}", recipient) from exc
@@ -288,6 +289,29 @@ class SmtpTransport(Transport):
                 f"a resend keeps the same Message-ID): {exc}"
             ) from exc
         return f"{response.code} {response.message}".strip()
+
+    async def _mail(self, smtp: aiosmtplib.SMTP, sender: str, plain: bool) -> None:
+        """MAIL FROM. For a plain ASCII envelope (``plain``: a spliced message, whose
+        addresses were checked when it was queued and at send) the command is written as it
+        is; aiosmtplib's ``mail`` parses and re-quotes both addresses every time, which was
+        a tenth of the sending time for a large list."""
+        if not plain or smtp.is_ehlo_or_helo_needed:  # the first MAIL greets the server first
+            await smtp.mail(sender)
+            return
+        response = await smtp.execute_command(b"MAIL", b"FROM:<" + sender.encode("ascii") + b">",
+                                              timeout=self._timeout)
+        if response.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(response.code, response.message, sender)
+
+    async def _rcpt(self, smtp: aiosmtplib.SMTP, recipient: str, plain: bool) -> None:
+        """RCPT TO, written as it is for a plain ASCII address (see :meth:`_mail`)."""
+        if not plain:
+            await smtp.rcpt(recipient)
+            return
+        response = await smtp.execute_command(b"RCPT", b"TO:<" + recipient.encode("ascii") + b">",
+                                              timeout=self._timeout)
+        if response.code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
 
     async def _data_as_is(self, smtp: aiosmtplib.SMTP, raw: bytes) -> aiosmtplib.SMTPResponse:
         """DATA with bytes already in SMTP form (CRLF only, no line starting with a dot: a
