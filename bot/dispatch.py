@@ -294,6 +294,14 @@ class Dispatcher:
                         finishing = None
                         await self._db(self.store.outbox.refresh_statistics)
                 rows = await more if more is not None else []
+                if not rows and done and self._open(channel.id):
+                    # The prefetch ran while this batch was open, so it skipped the
+                    # destinations in it (one per destination at a time): a channel with a
+                    # single destination gets its next row only once the outcomes are written.
+                    if finishing is not None:
+                        await finishing
+                        finishing = None
+                    rows = await claim()
         finally:
             if finishing is not None:
                 await finishing

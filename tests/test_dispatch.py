@@ -181,6 +181,17 @@ async def test_uncertain_is_flagged_for_at_most_once(store):
     assert statuses(store) == ["unknown"] and report.count(Outcome.UNKNOWN) == 1
 
 
+async def test_one_destination_at_least_once_drains_in_one_pass(store):
+    """The next batch is claimed while one is on the wire, and a destination is claimed once
+    at a time: with every row for one chat, that early claim finds nothing, which must not
+    end the pass with rows still due."""
+    queue(store, 5)
+    tr = Scripted([], at_least_once=True)
+    report = await dispatcher(store, tr, Clock()).run_once()
+    assert texts(tr) == [f"message {i}" for i in range(5)]
+    assert statuses(store) == ["sent"] * 5 and report.sent == 5
+
+
 async def test_uncertain_is_retried_for_at_least_once(store):
     queue(store, 1)
     report = await dispatcher(store, Scripted([UncertainDelivery("read timeout")], at_least_once=True),
