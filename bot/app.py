@@ -18,6 +18,7 @@ from .errors import SourceError, TamtamError
 from .ingest import fetch_source
 from .publish import PublishResult, publish
 from .report import PollResult, RunReport
+from .retention import Pruned, prune
 from .settings import ChannelSettings
 from .store import Store, UpsertResult
 
@@ -98,6 +99,10 @@ class App:
         """Settle the messages a crash left ``sending`` (a worker: only those of a dead worker)."""
         return recover(self.store, self.config, self.channels, now=self.clock(), expired_only=expired_only)
 
+    def prune(self, *, dry_run: bool = False) -> Pruned:
+        """Forget the settled messages older than ``delivery.retention`` (see :mod:`bot.retention`)."""
+        return prune(self.store, self.config.delivery.retention, now=self.clock(), dry_run=dry_run)
+
     async def once(self) -> RunReport:
         """Poll every source, build every channel's edition now, deliver. The ``once`` command."""
         report = RunReport()
@@ -106,5 +111,6 @@ class App:
         report.polls = await self.poll_all(now)
         self.publish_all(now, report)
         report.dispatch = await self.dispatch()
+        report.pruned = await asyncio.to_thread(self.prune)
         report.needs_admin = {status.value: n for status, n in self.store.outbox.needs_admin().items()}
         return report

@@ -25,6 +25,7 @@ from . import daemon
 from .daemon import ALREADY_RUNNING
 from .errors import ConfigError, TamtamError, TemplateError
 from .publish import preview, release, rerender
+from .retention import prune
 from .scheduler import describe
 from .settings import parse_duration
 from .store import Status, Store
@@ -350,6 +351,21 @@ def cmd_outbox_rerender(config: Config, args: argparse.Namespace) -> int:
 def cmd_outbox_release(config: Config, args: argparse.Namespace) -> int:
     n = release(Store(config.database_url), args.edition, now=_utcnow())
     print(f"edition {args.edition}: {n} article(s) released; the channel's next edition carries them")
+    return 0
+
+
+def cmd_outbox_prune(config: Config, args: argparse.Namespace) -> int:
+    retention = config.delivery.retention
+    if args.older_than:
+        try:
+            retention = parse_duration(args.older_than)
+        except ValueError as exc:
+            raise ConfigError(f"--older-than: {exc}") from None
+    if retention is None:
+        print("delivery.retention is 'forever': nothing is deleted (say --older-than to prune anyway)")
+        return 0
+    done = prune(Store(config.database_url), retention, now=_utcnow(), dry_run=args.dry_run)
+    print(done.summary(dry_run=args.dry_run))
     return 0
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.exc import ArgumentError
 from .channels import registry
 from .errors import ConfigError
 from .links import Links
-from .settings import ChannelSettings, Duration, Model, Schedule, Site, check_id, secret_env, secret_envs
+from .settings import ChannelSettings, Duration, Model, Schedule, Site, check_id, parse_duration, secret_env, secret_envs
 
 CONFIG_ENV = "TAMTAM_CONFIG"
 DEFAULT_CONFIG = "config/tamtam.toml"
@@ -71,6 +71,19 @@ class Delivery(Model):
     lease: Duration = timedelta(minutes=5)
     # how soon a worker takes the scheduler over when the worker running it dies
     takeover: Duration = timedelta(seconds=10)
+    # sent, cancelled and dismissed messages are deleted this long after they settled
+    # (failed and unknown ones wait for an admin whatever their age); "forever" keeps them
+    retention: Duration | None = timedelta(days=30)
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and v.strip().lower() in ("forever", "off", "0")) or v is False or v == 0:
+            return None
+        try:
+            return parse_duration(v)
+        except ValueError:
+            raise ValueError(f"expected a duration such as '30d', or 'forever' to keep every message, got {v!r}") from None
 
 
 class TemplateSettings(Model):

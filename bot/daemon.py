@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -40,6 +40,10 @@ from .scheduler import plan, scheduler_kwargs, streams
 
 log = logging.getLogger("tamtam")
 
+# How often the scheduling process forgets settled messages (delivery.retention), and how
+# soon after it starts (not at once: start-up is busy with missed editions and recovery).
+PRUNE_EVERY = timedelta(hours=1)
+PRUNE_FIRST = timedelta(minutes=2)
 ALREADY_RUNNING = ("another Tamtam (a `run` daemon, a `once` or workers) is working on this database; "
                    "wait for it, or stop the daemon first")
 WORKERS_BESIDE_RUN = ("a `run` daemon or a `once` is working on this database; workers deliver beside each "
@@ -109,6 +113,12 @@ class Daemon:
 
         await self._job("dispatch", "all", body)
 
+    async def _prune(self) -> None:
+        async def body(now: datetime) -> None:
+            await asyncio.to_thread(self.app.prune)
+
+        await self._job("retention", "outbox", body)
+
     async def _kind_job(self, channel_id: str, job: KindJob) -> None:
         """A channel kind's own periodic job (a bounce mailbox, say); its line goes to the log."""
         async def body(now: datetime) -> None:
@@ -152,6 +162,9 @@ class Daemon:
             scheduler.add_job(func, job.trigger, args=(job.target,), id=job.id, name=job.id,
                               next_run_time=job.next_run)
             log.info("job %s: %s%s", job.id, job.description, " — missed while stopped, runs now" if job.missed else "")
+        if app.config.delivery.retention is not None:  # settled messages forgotten once their time is up
+            scheduler.add_job(self._prune, "interval", seconds=PRUNE_EVERY.total_seconds(), id="retention",
+                              name="retention", next_run_time=now + PRUNE_FIRST)
         for channel in app.config.channels:
             if not channel.enabled:
                 continue

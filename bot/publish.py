@@ -191,6 +191,11 @@ def release(store: Store, edition_id: int, *, now: datetime) -> int:
     if store.editions.get(edition_id) is None:
         raise OutboxError(f"no edition {edition_id}")
     alive = [r for r in rows if r.status not in (Status.FAILED, Status.DISMISSED)]
+    gone = {status: n for status, n in store.editions.pruned(edition_id).items()
+            if status not in (Status.FAILED.value, Status.DISMISSED.value) and n}
+    if gone:  # retention deleted its rows, and kept what they were
+        raise OutboxError(f"edition {edition_id} went out ({', '.join(f'{n} {s}' for s, n in sorted(gone.items()))}, "
+                          "since deleted by retention); only an edition whose messages all failed can be released")
     if alive:
         raise OutboxError(f"edition {edition_id} has {len(alive)} message(s) that went out, may have, or still "
                           f"wait ({', '.join(sorted({str(r.status) for r in alive}))}); only an edition whose "

@@ -7,6 +7,7 @@ from typing import Iterator, Mapping
 
 from .dispatch import DispatchReport, Outcome
 from .publish import PublishResult
+from .retention import Pruned
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class RunReport:
     dispatch: DispatchReport = field(default_factory=DispatchReport)
     recovered: dict[str, int] = field(default_factory=dict)
     needs_admin: dict[str, int] = field(default_factory=dict)  # status → messages waiting for a decision
+    pruned: Pruned | None = None  # what retention deleted after the dispatch
 
     @property
     def ok(self) -> bool:
@@ -64,6 +66,8 @@ class RunReport:
         total = sum(n for (_, o), n in d.counts.items() if o is not Outcome.SENT)
         if total > shown:
             yield f"… and {total - shown} more message(s) not delivered (see `outbox list`)"
+        if self.pruned is not None and self.pruned.total:
+            yield self.pruned.summary()
         waiting = ", ".join(f"{n} {status}" for status, n in sorted(self.needs_admin.items()) if n)
         if waiting:
             yield (f"{waiting} message(s) need an admin: `tamtam outbox list` shows them; `outbox retry`, "

@@ -27,7 +27,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("bot.channels",),  # every kind's folder and base.py; the registry is the next layer
     ("bot.channels.registry",),
     ("bot.config", "bot.ingest", "bot.editions"),
-    ("bot.publish", "bot.dispatch", "bot.subscribers", "bot.check", "bot.testsend"),
+    ("bot.publish", "bot.dispatch", "bot.subscribers", "bot.check", "bot.testsend", "bot.retention"),
     ("bot.report", "bot.app", "bot.scheduler", "bot.web"),
     ("bot.daemon",),
     ("bot.cli", "bot.commands"),

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from email import message_from_bytes, policy
 from pathlib import Path
@@ -56,6 +57,21 @@ def test_demo_twice_sends_everything_once(demo):
     assert second.returncode == 0, second.stderr
     assert "nothing was sent" in second.stdout
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == before
+
+    # Retention forgets what went out (edition counts kept) and that sends nothing again.
+    time.sleep(1.1)
+    dry = tamtam("--config", str(demo), "outbox", "prune", "--older-than", "1s", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete 27 settled message(s)" in dry.stdout and "4 edition(s)" in dry.stdout
+    pruned = tamtam("--config", str(demo), "outbox", "prune", "--older-than", "1s")
+    assert "deleted 27 settled message(s)" in pruned.stdout, pruned.stdout + pruned.stderr
+    refused = tamtam("--config", str(demo), "outbox", "release", "1")
+    assert refused.returncode != 0 and "deleted by retention" in refused.stderr
+    third = tamtam("--config", str(demo), "once")
+    assert "nothing was sent" in third.stdout, third.stdout + third.stderr
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == before
+    bad = tamtam("--config", str(demo), "outbox", "prune", "--older-than", "1 mois")
+    assert bad.returncode == 2 and "--older-than" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_check_accepts_the_demo(demo):

@@ -17,6 +17,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import create_engine, select
 from sqlalchemy.exc import OperationalError
 
@@ -29,7 +30,7 @@ from bot.daemon import run
 from bot.dispatch import Dispatcher
 from bot.models import Article, Receipt
 from bot.scheduler import plan
-from bot.store import NewMessage, Store
+from bot.store import NewMessage, Status, Store
 from bot.store import tables as t
 from tests.conftest import ROOT
 from tests.fakes.feed_server import feed_server  # noqa: F401 - the fixture
@@ -348,3 +349,30 @@ transport = { type = "file", dir = "var/out" }
     # when each job last ran is kept in our database for the next start
     assert set(jobs) == {"poll:echo", "edition:x"}
     assert all(started <= when <= datetime.now(timezone.utc) for when in jobs.values())
+
+
+async def test_the_scheduling_process_prunes_the_outbox_hourly(tmp_path, caplog):
+    """`run` (or the leading worker) forgets settled messages on its own: a job an hour,
+    which deletes what is older than delivery.retention and logs what it did."""
+    cfg = make_config(tmp_path)
+    app = make_app(cfg, Gated())
+    queue(app.store, 2)
+    old = datetime.now(timezone.utc) - timedelta(days=31)
+    ids = [r.id for r in app.store.outbox.list(Status.PENDING)]
+    for row_id in ids:
+        app.store.outbox.claim(row_id, old)
+        app.store.outbox.sent(row_id, old, remote_id=None, receipt="ok")
+    d = daemon_module.Daemon(app)
+    scheduler = AsyncIOScheduler()
+    d._plan(scheduler)
+    job = scheduler.get_job("retention")
+    assert job is not None and job.trigger.interval == daemon_module.PRUNE_EVERY
+    with caplog.at_level(logging.INFO, logger="bot.retention"):
+        await job.func()
+    assert list(app.store.outbox.list(Status.SENT)) == [] and "deleted 2 settled message(s)" in caplog.text
+
+    forever = cfg.model_copy(update={"delivery": cfg.delivery.model_copy(update={"retention": None})})
+    scheduler = AsyncIOScheduler()
+    daemon_module.Daemon(make_app(forever, Gated()))._plan(scheduler)
+    assert scheduler.get_job("retention") is None
+    await app.aclose()

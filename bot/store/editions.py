@@ -86,6 +86,26 @@ class Editions:
         Returns how many."""
         return conn.execute(t.edition_articles.delete().where(t.edition_articles.c.edition_id == edition_id)).rowcount
 
+    @staticmethod
+    def add_pruned(conn: Connection, edition_id: int, counts: dict[str, int]) -> None:
+        """Fold the counts of messages retention deleted into the edition, so what it
+        achieved is still known (and :func:`bot.publish.release` still sees it went out)."""
+        if not counts:
+            return
+        row = conn.execute(select(t.editions.c.pruned).where(t.editions.c.id == edition_id)).first()
+        if row is None:
+            return
+        total = dict(row.pruned or {})
+        for status, n in counts.items():
+            total[status] = total.get(status, 0) + n
+        conn.execute(update(t.editions).where(t.editions.c.id == edition_id).values(pruned=total))
+
+    def pruned(self, edition_id: int) -> dict[str, int]:
+        """{status: count} of the edition's messages retention deleted (empty if none)."""
+        with self.db.connect() as conn:
+            found = conn.execute(select(t.editions.c.pruned).where(t.editions.c.id == edition_id)).scalar_one_or_none()
+        return dict(found or {})
+
     def shared(self, edition_id: int) -> dict[str, Any] | None:
         """What every message of the edition shares (stored once), or None."""
         with self.db.connect() as conn:

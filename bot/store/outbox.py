@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, select, update
 
 from ..errors import TamtamError
 from ..models import Status
@@ -32,6 +32,8 @@ ENQUEUE_CHUNK = 1000
 # After this many rows are queued or settled, the planner's statistics are refreshed (see
 # :meth:`Outbox.refresh_statistics`).
 STATISTICS_EVERY = 1000
+# What retention may delete: nothing in it waits for the dispatcher or an admin.
+SETTLED = (Status.SENT.value, Status.CANCELLED.value, Status.DISMISSED.value)
 
 
 class OutboxError(TamtamError):
@@ -366,6 +368,59 @@ class Outbox:
             conn.execute(update(t.outbox).where(t.outbox.c.id == row_id, t.outbox.c.status == Status.UNKNOWN.value)
                          .values(status=Status.SENT.value, sent_at=now, receipt="marked delivered by the admin",
                                  updated_at=now))
+
+    # -- retention -------------------------------------------------------------------
+    def settled_editions(self, before: datetime) -> list[int]:
+        """Editions whose every message is settled (sent, cancelled or dismissed: nothing
+        left for the dispatcher or an admin) and unchanged since ``before``. An edition is
+        kept whole or folded whole, so ``outbox rerender`` and ``release`` never see half an
+        edition and mistake what went out for what did not."""
+        unsettled = func.sum(case((t.outbox.c.status.in_(SETTLED), 0), else_=1))
+        q = (select(t.outbox.c.edition_id).where(t.outbox.c.edition_id.is_not(None))
+             .group_by(t.outbox.c.edition_id)
+             .having(unsettled == 0, func.max(t.outbox.c.updated_at) < before)
+             .order_by(t.outbox.c.edition_id))
+        with self.db.connect() as conn:
+            return [r.edition_id for r in conn.execute(q)]
+
+    @staticmethod
+    def count_edition(conn: Connection, edition_id: int) -> dict[Status, int]:
+        q = (select(t.outbox.c.status, func.count()).where(t.outbox.c.edition_id == edition_id)
+             .group_by(t.outbox.c.status))
+        return {Status(status): n for status, n in conn.execute(q)}
+
+    @staticmethod
+    def delete_of_edition(conn: Connection, edition_id: int, *, limit: int) -> dict[Status, int]:
+        """Delete up to ``limit`` settled rows of an edition, in the caller's transaction, and
+        say how many of each status went (the caller folds them into the edition)."""
+        rows = conn.execute(select(t.outbox.c.id, t.outbox.c.status)
+                            .where(t.outbox.c.edition_id == edition_id, t.outbox.c.status.in_(SETTLED))
+                            .order_by(t.outbox.c.id).limit(limit)).all()
+        counts: dict[Status, int] = {}
+        for r in rows:
+            counts[Status(r.status)] = counts.get(Status(r.status), 0) + 1
+        if rows:
+            conn.execute(t.outbox.delete().where(t.outbox.c.id.in_([r.id for r in rows])))
+        return counts
+
+    def loose_settled(self, before: datetime) -> int:
+        """How many settled messages outside any edition (a sign-up's confirmation) are
+        unchanged since ``before``."""
+        with self.db.connect() as conn:
+            return conn.execute(select(func.count()).select_from(t.outbox).where(*self._loose(before))).scalar_one()
+
+    @staticmethod
+    def _loose(before: datetime) -> list[Any]:
+        return [t.outbox.c.edition_id.is_(None), t.outbox.c.status.in_(SETTLED), t.outbox.c.updated_at < before]
+
+    def delete_loose(self, before: datetime, *, limit: int) -> int:
+        """Delete up to ``limit`` of :meth:`loose_settled`'s messages; returns how many."""
+        with self.db.begin() as conn:
+            ids = [r.id for r in conn.execute(select(t.outbox.c.id).where(*self._loose(before))
+                                              .order_by(t.outbox.c.id).limit(limit))]
+            if ids:
+                conn.execute(t.outbox.delete().where(t.outbox.c.id.in_(ids)))
+            return len(ids)
 
     def counts(self) -> dict[str, dict[Status, int]]:
         """{channel: {status: count}}."""

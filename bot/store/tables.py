@@ -112,6 +112,8 @@ editions = Table(
     Column("created_at", UTCDateTime, nullable=False),
     Column("article_count", Integer, nullable=False),
     Column("shared", JSON),  # what every recipient shares (the rendered email digest), stored once
+    # {status: count} of the edition's messages deleted by retention (delivery.retention)
+    Column("pruned", JSON),
 )
 
 # One row per (channel, article) that went into an edition: the per-channel cursor.
