@@ -132,3 +132,12 @@ def test_values_that_would_fail_later_are_refused_at_load(data, expected):
 def test_postgresql_url_is_accepted():
     cfg = parse_config({**BASE, "storage": {"url": "postgresql://tamtam@db.internal:5432/tamtam"}})
     assert cfg.database_url.startswith("postgresql://")
+
+
+def test_the_example_config_shows_every_delivery_setting():
+    """A setting the admin cannot find in the example is a setting nobody uses."""
+    from bot.config import Delivery
+    from tests.conftest import ROOT
+
+    section = (ROOT / "config" / "example.toml").read_text(encoding="utf-8").split("\n[delivery]\n")[1].split("\n[")[0]
+    assert [name for name in Delivery.model_fields if f"\n{name} = " not in "\n" + section] == []
