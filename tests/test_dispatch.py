@@ -487,3 +487,25 @@ async def test_a_mailbox_refused_at_send_time_is_suppressed_as_bounced(tmp_path,
     assert "5.1.1" in app.store.subscribers.events(gone.id)[-1].detail
     assert [s.email for s in app.store.subscribers.iter("news")] == ["lecteur000@example.org",
                                                                     "lecteur002@example.org"]
+
+
+@pytest.mark.parametrize("offers", [True, False])
+async def test_a_reader_whose_address_is_not_ascii_gets_the_digest_where_smtputf8_is_offered(tmp_path, db_url, offers):
+    """The defect: josé@… was accepted at import, then every send failed. Now the spliced
+    digest goes with SMTPUTF8; a server without it fails that one message, saying why."""
+    clock = Clock()
+    with SmtpServer(smtputf8=offers) as server:
+        app = email_app(tmp_path, db_url, server.port, 2, clock)
+        app.store.subscribers.add("news", "josé@exemple.ml", "José", now=T0)
+        await app.poll_all(T0)
+        app.publish(app.config.channels[0], T0)
+        report = await app.dispatch()
+        await app.aclose()
+    got = {m.rcpt_tos[0]: m for m in server.received}
+    assert set(got) == {"lecteur000@example.org", "lecteur001@example.org"} | ({"josé@exemple.ml"} if offers else set())
+    if offers:
+        assert report.ok and b"To: jos\xc3\xa9@exemple.ml\r\n" in got["josé@exemple.ml"].raw
+        assert b"Jos\xc3\xa9" in got["josé@exemple.ml"].raw or b"Jos=C3=A9" in got["josé@exemple.ml"].raw
+    else:
+        (failed,) = [r for r in by_id(app.store) if r.status is Status.FAILED]
+        assert failed.destination == "josé@exemple.ml" and "SMTPUTF8" in failed.last_error

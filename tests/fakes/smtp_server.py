@@ -105,7 +105,7 @@ class _Handler:
         return reply
 
     async def handle_MAIL(self, server: SMTP, session: Any, envelope: Any, address: str, mail_options: list[str]):
-        self.server._log("MAIL", address)
+        self.server._log("MAIL", " ".join([address, *mail_options]))
         await self._hold("MAIL")
         reply = self._reply(server, "MAIL")
         if reply is not None:
@@ -187,7 +187,7 @@ class SmtpServer:
     """
 
     def __init__(self, *, auth: tuple[str, str] | None = None, tls: str | None = None,
-                 cert: TestCert | None = None):
+                 cert: TestCert | None = None, smtputf8: bool = True):
         if tls not in (None, "starttls", "implicit"):
             raise ValueError(f"tls must be None, 'starttls' or 'implicit', got {tls!r}")
         if tls and cert is None:
@@ -195,6 +195,7 @@ class SmtpServer:
         self.auth = auth
         self.tls = tls
         self.cert = cert
+        self.smtputf8 = smtputf8  # offer SMTPUTF8 (RFC 6531), as aiosmtpd does by default
         self.received: list[Received] = []
         #: every MAIL, RCPT and DATA received, in order, as (command, argument)
         self.commands: list[tuple[str, str]] = []
@@ -285,6 +286,7 @@ class SmtpServer:
         if self.auth is not None:
             kwargs.update(authenticator=self._authenticate, auth_required=True,
                           auth_require_tls=self.tls == "starttls")
+        kwargs.update(enable_SMTPUTF8=self.smtputf8)
         self._controller = _Controller(self, _Handler(self), hostname=self.host, port=self.port,
                                        ssl_context=ssl_context,
                                        server_hostname="localhost", ready_timeout=10, **kwargs)

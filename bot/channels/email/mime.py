@@ -209,7 +209,10 @@ def _ascii_domain(domain: str) -> str | None:
 
 
 def validate_recipient(address: str) -> str:
-    """The recipient in ASCII form (IDN domains in punycode), or PermanentError.
+    """The recipient with its domain in ASCII (IDN domains in punycode), or PermanentError.
+    A local part that is not ASCII (``josé@…``, RFC 6531) is kept as it is: the transport
+    sends it with SMTPUTF8 when the server offers it, and fails that one message, saying
+    why, when it does not.
 
     Checked before any connection is made: a bad address never reaches the server. A
     digest checks thousands: a plain local part is judged here, its domain once by
@@ -220,10 +223,10 @@ def validate_recipient(address: str) -> str:
         if ascii_domain is not None and len(local) + 1 + len(ascii_domain) <= 254:
             return f"{local}@{ascii_domain}"
     try:
-        info = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+        info = validate_email(address, check_deliverability=False, allow_smtputf8=True)
     except EmailNotValidError as exc:
         raise PermanentError(f"invalid recipient address {address!r}: {exc}") from exc
-    return info.ascii_email or info.normalized
+    return info.ascii_email or f"{info.local_part}@{info.ascii_domain}"
 
 
 def build_email(message: Message, *, from_addr: str, reply_to: str | None = None,

@@ -361,3 +361,29 @@ async def test_several_connections_carry_concurrent_sends(smtp_server, tmp_path)
         await asyncio.gather(*(tr.send(message(f"r{i}@example.org")) for i in range(9)))
         assert len(smtp_server.sessions) == 3
     assert sorted(r.rcpt_tos[0] for r in smtp_server.received) == sorted(f"r{i}@example.org" for i in range(9))
+
+
+async def test_an_address_that_is_not_ascii_goes_with_smtputf8_when_the_server_offers_it(tmp_path):
+    """josé@… and 用户@例子.广告 (RFC 6531): MAIL FROM carries SMTPUTF8, the envelope and the
+    To header hold the address as UTF-8 (the domain in punycode), never an encoded word."""
+    with SmtpServer() as server:  # offers SMTPUTF8
+        async with transport(server, tmp_path) as tr:
+            await tr.send(message("josé@exemple.ml"))
+            await tr.send(message("用户@例子.广告"))
+            await tr.send(message("ami@example.org"))
+    assert [r.rcpt_tos for r in server.received] == [["josé@exemple.ml"], ["用户@xn--fsqu00a.xn--4rr70v"],
+                                                    ["ami@example.org"]]
+    mails = [arg for command, arg in server.commands if command == "MAIL"]
+    assert [("SMTPUTF8" in arg) for arg in mails] == [True, True, False]
+    assert parsed(server.received[0])["To"] == "josé@exemple.ml"
+    assert b"To: jos\xc3\xa9@exemple.ml\r\n" in server.received[0].raw
+
+
+async def test_without_smtputf8_only_that_message_fails_and_says_why(tmp_path):
+    with SmtpServer(smtputf8=False) as server:
+        async with transport(server, tmp_path) as tr:
+            with pytest.raises(PermanentError, match="not ASCII .* does not offer SMTPUTF8"):
+                await tr.send(message("josé@exemple.ml"))
+            await tr.send(message("ami@example.org"))  # the same connection carries the next one
+    assert [r.rcpt_tos for r in server.received] == [["ami@example.org"]]
+    assert len(server.sessions) == 1
