@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import re
+from functools import lru_cache
 from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
@@ -40,7 +41,11 @@ _C0_BYTES = bytes(c for c in range(32) if c not in (9, 10))
 
 def _may_be_unstorable(text: str) -> bool:
     """The check of ``_UNSTORABLE``, four times faster than the regex on a long article: a
-    lone surrogate cannot be encoded, and the C0 controls are bytes of their own in UTF-8."""
+    lone surrogate cannot be encoded, and the C0 controls are bytes of their own in UTF-8.
+    A printable text (the usual title, name or URL) has neither: C0 controls and surrogates
+    are not printable, and isprintable() is a plain C loop, with no copy."""
+    if text.isprintable():
+        return False
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
@@ -99,10 +104,27 @@ FEED_URI_SCHEMES: frozenset[str] = frozenset({
 })
 _URI_FIXER = re.compile(r"^([A-Za-z][A-Za-z0-9+-.]*://)(/*)(.*?)")
 
+# An absolute web URL that urljoin and urlsplit give back unchanged (ASCII host, no ';'
+# parameters, no empty '?' or '#', no whitespace): the common case, answered without them.
+PLAIN_WEB_URL = re.compile(r"https?://[A-Za-z0-9.\-_~%!$&'()*+,=:@]+(?:/[^?#;\s]*)?(?:\?[^#\s]+)?(?:#\S+)?\Z")
+
+
+@lru_cache(maxsize=64)
+def _usable_base(base: str) -> bool:
+    """urljoin can read ``base`` (it raises ValueError on, say, an unclosed '[' in the host).
+    A feed has one base for all its links, so this is asked once per feed."""
+    try:
+        urlsplit(base)
+    except ValueError:
+        return False
+    return True
+
 
 def feed_join(base: str, uri: str) -> str:
     """``uri`` resolved against ``base`` as feedparser does (extra slashes after the scheme
     dropped; '' when urljoin refuses)."""
+    if PLAIN_WEB_URL.match(uri) and (not base or _usable_base(base)):
+        return uri  # what urljoin gives for a plain absolute URL, whatever the base
     slashes = uri.find("://")
     if slashes >= 0 and uri[slashes + 3:slashes + 4] == "/":
         uri = _URI_FIXER.sub(r"\1\3", uri)
