@@ -20,7 +20,9 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 from ..text import excerpt, is_tracking, sentence_spacing
 from .sanitize import (
     DROPPED_WITH_CONTENT,
+    IMG_TAG,
     PLAIN_WEB_URL,
+    SIMPLE_TAG,
     drop_nul_refs,
     feed_resolve,
     html_to_text,
@@ -61,6 +63,7 @@ _WP_WORDS = [("appeared first on",), ("est apparu en premier sur",), ("cet artic
 _WP_MORE = re.compile(r"\s*\[\s*(?:…|\.\.\.|&hellip;)\s*\]")
 _ELLIPSES = re.compile(r"\s*(?:…|\.\.\.)(?:\s*…)+")
 _SPACED_ELLIPSIS = re.compile(r"\s+…$")
+_TWO_ELLIPSES = re.compile(r"(?:…|\.\.\.)\s*…")  # where _ELLIPSES matches, without its leading spaces
 
 
 # -- URLs -----------------------------------------------------------------------------
@@ -228,8 +231,12 @@ def strip_wordpress_boilerplate(text: str) -> str:
                 text = text[:start] + text[m.end():]
                 low = text.lower()
     if ELLIPSIS in text:
-        text = _ELLIPSES.sub(ELLIPSIS, text)  # '… […]' → one ellipsis
-        text = _SPACED_ELLIPSIS.sub(ELLIPSIS, text)
+        # (each pattern tried only where it can match: from its leading spaces, the regex
+        # engine would try every position of the text)
+        if _TWO_ELLIPSES.search(text):
+            text = _ELLIPSES.sub(ELLIPSIS, text)  # '… […]' → one ellipsis
+        if text.endswith((ELLIPSIS, ELLIPSIS + "\n")):
+            text = _SPACED_ELLIPSIS.sub(ELLIPSIS, text)
     return text.strip()
 
 
@@ -484,11 +491,12 @@ _IMG = re.compile("<img", re.I)
 
 def _img_attributes(fragment: str) -> list[dict[str, str]] | None:
     """The attributes of every <img> of a simple fragment (see ``sanitize.simple_tags``)."""
-    tags = simple_tags(fragment)
-    if tags is None:
+    if simple_tags(fragment) is None:
         return None
-    return [{k: v for k, v in tag_attributes(m.group(3)) if v is not None}
-            for m in tags if not m.group(1) and m.group(2).lower() == "img"]
+    # In a simple fragment every '<' opens one of its tags, so the <img> tags are where the
+    # fragment says '<img', read again there (rather than a look at each of its tags).
+    return [{k: v for k, v in tag_attributes(SIMPLE_TAG.match(fragment, m.start()).group(3)) if v is not None}
+            for m in IMG_TAG.finditer(fragment)]
 
 
 def images_in_html(fragment: str | None, base: str | None, *, feed_base: str | None = None) -> list[Image]:

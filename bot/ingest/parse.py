@@ -13,7 +13,6 @@ as 10,000 Articles at once.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -233,7 +232,7 @@ class FeedStream:
 
     def _raw(self, entry: dict[str, Any], html_base: str) -> RawEntry | None:
         try:
-            return dataclasses.replace(_raw_from_feedparser(entry), html_base=html_base)
+            return _raw_from_feedparser(entry, html_base)
         except Exception as exc:  # noqa: BLE001 - one odd entry must not lose the others
             log.warning("source %s: skipped an entry the feed gave oddly: %r", self.source_id, exc)
             return None
@@ -425,7 +424,7 @@ def _not_a_feed(data: bytes, content_type: str | None, parsed: Any) -> str:
     return f"the document is not an RSS, Atom or JSON feed{detail}"
 
 
-def _raw_from_feedparser(entry: Any) -> RawEntry:
+def _raw_from_feedparser(entry: Any, html_base: str | None = None) -> RawEntry:
     content_html = _feedparser_content(entry)
     summary_html = entry.get("summary") or None
     summary_detail = entry.get("summary_detail") or {}
@@ -454,6 +453,7 @@ def _raw_from_feedparser(entry: Any) -> RawEntry:
         or entry.get("created_parsed"),
         categories=tuple(c for c in categories if isinstance(c, str)),
         images=tuple(_feedparser_images(entry)),
+        html_base=html_base,
     )
 
 
