@@ -156,7 +156,10 @@ class Articles:
             else:
                 unchanged += 1
         if inserts:
-            conn.execute(t.articles.insert(), inserts)
+            if conn.dialect.name == "sqlite":
+                _insert_sqlite(conn, inserts)
+            else:
+                conn.execute(t.articles.insert(), inserts)
         if updates:
             conn.execute(update(t.articles).where(t.articles.c.id == bindparam("row_id"))
                          .values({c: bindparam(c) for c in (*_FIELD_NAMES, "updated_at")}), updates)
@@ -193,6 +196,32 @@ def _fields(a: Article, h: str) -> dict[str, object]:
     return dict(url=a.url, title=a.title, author=a.author, categories=list(a.categories), summary=a.summary,
                 content_html=a.content_html, image_url=a.image_url, image_alt=a.image_alt,
                 image_width=a.image_width, image_height=a.image_height, content_hash=h)
+
+
+_INSERT_COLUMNS = ("source_id", "guid", "url", "title", "author", "published_at", "first_seen_at", "updated_at",
+                   "categories", "summary", "content_html", "image_url", "image_alt", "image_width", "image_height",
+                   "content_hash")
+# The INSERT as SQLite's driver takes it, and each column's conversion (SQLAlchemy's own bind
+# processors: UTC datetimes as SQLite text, categories as JSON), made once per dialect.
+_sqlite_insert: dict[tuple[str, str], tuple[str, list[object]]] = {}
+
+
+def _insert_sqlite(conn: Connection, rows: list[dict[str, object]]) -> None:
+    """``conn.execute(t.articles.insert(), rows)`` with the driver's executemany: the same
+    values stored, without SQLAlchemy's bookkeeping for each row (a third of the insert)."""
+    dialect = conn.dialect
+    key = (dialect.name, dialect.paramstyle)
+    prepared = _sqlite_insert.get(key)
+    if prepared is None:
+        stmt = t.articles.insert().compile(dialect=dialect, column_keys=list(_INSERT_COLUMNS))
+        assert tuple(stmt.positiontup or ()) == _INSERT_COLUMNS, stmt.positiontup
+        processors = [t.articles.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+                      for name in _INSERT_COLUMNS]
+        prepared = _sqlite_insert[key] = (str(stmt), processors)
+    sql, processors = prepared
+    columns = tuple(zip(_INSERT_COLUMNS, processors))
+    conn.exec_driver_sql(sql, [tuple(row[name] if proc is None else proc(row[name])  # type: ignore[operator]
+                                     for name, proc in columns) for row in rows])
 
 
 def _chunks(items: Iterable[Article], seen: set[str]) -> Iterator[list[Article]]:
