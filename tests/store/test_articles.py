@@ -104,3 +104,28 @@ def test_one_refused_entry_in_a_long_poll_loses_only_itself(store: Store):
     with store.engine.connect() as conn:
         guids = {row.guid for row in conn.execute(select(t.articles.c.guid))}
     assert {f"g{i}" for i in range(CHUNK + 10) if i not in (CHUNK - 5, CHUNK + 2)} <= guids
+
+
+def test_sqlite_driver_insert_stores_what_sqlalchemy_would(tmp_path, monkeypatch):
+    """New articles reach SQLite through the driver's executemany (bot.store.articles
+    ._insert_sqlite); the rows must be the ones SQLAlchemy's own insert writes, byte for byte."""
+    import sqlite3  # here: only this test reads the files without SQLAlchemy
+
+    from bot.store import articles as store_articles
+
+    arts = [art(f"g{i}", "Titre « é »", author=None if i % 2 else "Awa Sangaré",
+                categories=() if i % 3 else ("Économie", "b"), image_url=None if i % 2 else "https://ex.example/i.jpg",
+                image_alt=None if i % 4 else "une photo", image_width=None if i % 2 else 1024,
+                image_height=None if i % 2 else 683)
+            for i in range(300)]
+    rows = {}
+    for name in ("driver", "sqlalchemy"):
+        if name == "sqlalchemy":
+            monkeypatch.setattr(store_articles, "_insert_sqlite",
+                                lambda conn, rows: conn.execute(t.articles.insert(), rows))
+        store = Store(f"sqlite:///{tmp_path / name}.db")
+        assert store.articles.upsert(arts, now=NOW).new == 300
+        store.close()
+        with sqlite3.connect(tmp_path / f"{name}.db") as conn:
+            rows[name] = conn.execute("SELECT * FROM articles ORDER BY id").fetchall()
+    assert rows["driver"] == rows["sqlalchemy"]
