@@ -10,17 +10,16 @@ front of 40,000 readers.
 from __future__ import annotations
 
 import os
+import sqlite3
+import sys
 from datetime import datetime, timezone
-
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from pathlib import Path
 
 from .channels.registry import Channels
 from .config import Config, required_secrets
-from .errors import TamtamError, TemplateError
+from .errors import ConfigError, TamtamError, TemplateError
 from .models import Edition
 from .render import sample_edition
-from .store import Store
 
 # ``check`` renders against a sample edition dated here: fixed, so check is repeatable.
 CHECK_NOW = datetime(2024, 12, 2, 7, 0, tzinfo=timezone.utc)
@@ -28,7 +27,58 @@ CHECK_NOW = datetime(2024, 12, 2, 7, 0, tzinfo=timezone.utc)
 
 def safe_url(url: str) -> str:
     """A storage URL without its password, for messages."""
+    from sqlalchemy.engine import make_url  # a storage message is rare; SQLAlchemy loads for it
+
     return make_url(url).render_as_string(hide_password=True)
+
+
+def sqlalchemy_errors() -> tuple[type[Exception], ...]:
+    """``(SQLAlchemyError,)`` once SQLAlchemy is loaded, else ``()``: for an ``except`` that
+    must not load SQLAlchemy only to learn that it raised nothing (only code that loaded it
+    can raise its errors; an ``except`` evaluates its types only when something was raised)."""
+    loaded = sys.modules.get("sqlalchemy.exc")
+    return (loaded.SQLAlchemyError,) if loaded is not None else ()
+
+
+#: A ``storage.url`` the sqlite3 module opens alone: what SQLAlchemy reads as a SQLite file
+#: (or ``:memory:``) with no query options.
+_PLAIN_SQLITE = "sqlite:///"
+
+
+def open_storage(url: str) -> None:
+    """Open the database at ``url`` as the store does, without migrating it, and close it.
+
+    A plain SQLite URL is opened with the sqlite3 module alone, by the same steps as
+    :func:`bot.store.db.make_engine` and its connect hook (the file created private, then
+    the same pragmas, which switch the file to WAL): loading SQLAlchemy and the store's
+    tables would add 0.17 s, 40 %, to ``check``. Raises sqlite3.Error, OSError, a
+    SQLAlchemyError, or ConfigError when the SQLite file cannot be created."""
+    if not url.startswith(_PLAIN_SQLITE) or "?" in url:
+        from .store import Store  # any other database: through the store itself (SQLAlchemy)
+
+        probe = Store(url, migrate=False)
+        with probe.engine.connect():
+            pass
+        probe.close()
+        return
+    path = url[len(_PLAIN_SQLITE):]
+    if not path or path == ":memory:":
+        conn = sqlite3.connect(":memory:")
+    else:
+        file = Path(path)
+        try:  # as bot.store.db._private_file
+            file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(file, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise ConfigError(f"storage.url: cannot create {str(file)!r}: {exc.strerror or exc}") from None
+        conn = sqlite3.connect(os.path.abspath(path))
+    try:  # as bot.store.db._sqlite_pragmas
+        conn.isolation_level = None
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
 
 
 def check_templates(config: Config, channels: Channels) -> list[str]:
@@ -112,11 +162,8 @@ def check(config: Config) -> tuple[list[str], list[str]]:
     except TamtamError as exc:
         problems.append(str(exc))
     try:
-        probe = Store(config.database_url, migrate=False)
-        with probe.engine.connect():
-            pass
-        probe.close()
-    except (SQLAlchemyError, OSError) as exc:
+        open_storage(config.database_url)
+    except (sqlite3.Error, OSError, *sqlalchemy_errors()) as exc:
         problems.append(f"storage.url: cannot open {safe_url(config.database_url)}: "
                         f"{getattr(exc, 'orig', None) or exc}")
     return problems, warnings

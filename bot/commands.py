@@ -7,38 +7,39 @@ and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-
-from sqlalchemy.exc import SQLAlchemyError
+from typing import TYPE_CHECKING
 
 from . import check as checks
 from . import redact
-from .app import App
 from .channels import registry
 from .config import Config, find_config, load_config, required_secrets
-from . import daemon
-from .daemon import ALREADY_RUNNING
 from .errors import ConfigError, TamtamError, TemplateError
-from .publish import preview, release, rerender
-from .retention import prune
-from .scheduler import describe
+from .models import Frequency, Status
 from .settings import parse_duration
-from .store import Status, Store
-from .store.subscribers import Frequency, Source
-from .subscribers import describe as describe_subscriber
-from .subscribers import export_csv, import_csv, valid_address
-from .testsend import test_send
+
+if TYPE_CHECKING:
+    from .store import Store
+
+# Each command imports what it needs itself: SQLAlchemy, the store, the ingest, the daemon and
+# the scheduler take about 0.4 s to load, and `check` (run after every config edit) needs
+# none of them.
 
 log = logging.getLogger("tamtam")
 
 
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _store(config: Config) -> Store:
+    from .store import Store  # loaded per command (see the imports above)
+
+    return Store(config.database_url)
 
 
 # -- commands --------------------------------------------------------------------------
@@ -57,6 +58,11 @@ def cmd_check(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_once(config: Config, args: argparse.Namespace) -> int:
+    # loaded per command (see the imports above)
+    import asyncio
+    from .app import App
+    from .daemon import ALREADY_RUNNING
+
     app = App(config)
 
     async def go():  # type: ignore[no-untyped-def]
@@ -76,18 +82,30 @@ def cmd_once(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
+    # loaded per command (see the imports above)
+    import asyncio
+    from . import daemon
+    from .app import App
+
     clean = asyncio.run(daemon.run(App(config)))
     return 0 if clean else 1
 
 
 def cmd_worker(config: Config, args: argparse.Namespace) -> int:
+    # loaded per command (see the imports above)
+    import asyncio
+    from . import daemon
+    from .app import App
+
     clean = asyncio.run(daemon.run(App(config), worker=True))
     return 0 if clean else 1
 
 
 def cmd_schedules(config: Config, args: argparse.Namespace) -> int:
     """Next run times as the daemon computes them from each job's last run."""
-    store = Store(config.database_url)
+    from .scheduler import describe  # loaded per command (see the imports above)
+
+    store = _store(config)
     rows = describe(config, store.schedule.last_runs(), _utcnow())
     store.close()
     print(f"{'job':<28} {'next run (' + config.site.timezone + ')':<36} schedule")
@@ -97,6 +115,10 @@ def cmd_schedules(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_preview(config: Config, args: argparse.Namespace) -> int:
+    # loaded per command (see the imports above)
+    from .app import App
+    from .publish import preview
+
     channel = config.channel(args.channel)
     app = App(config)
     result = preview(app.channels, app.store, channel, now=_utcnow(), sample=args.sample)
@@ -133,12 +155,17 @@ def _list_channel(config: Config, channel_id: str):  # type: ignore[no-untyped-d
 
 def _signup(config: Config, store: Store):  # type: ignore[no-untyped-def]
     # The web package (Starlette, uvicorn) loads only for the commands that send a confirmation.
+    from .app import App  # loaded per command (see the imports above)
     from .web.signup import Signup
 
     return Signup(config, store, App(config, store=store).channels)
 
 
 def cmd_subscribers_add(config: Config, args: argparse.Namespace) -> int:
+    # loaded per command (see the imports above)
+    from .store.subscribers import Source
+    from .subscribers import valid_address
+
     ch = _list_channel(config, args.channel)
     try:
         email = valid_address(args.email)
@@ -147,7 +174,7 @@ def cmd_subscribers_add(config: Config, args: argparse.Namespace) -> int:
         return 2
     topics = [t.strip() for t in args.topics.split(",") if t.strip()] if args.topics else None
     frequency = Frequency(args.frequency)
-    store = Store(config.database_url)
+    store = _store(config)
     signup = None if args.confirmed else _signup(config, store)
     if signup is not None:
         signup.links  # no [web]: say so before anything is stored
@@ -167,9 +194,11 @@ def cmd_subscribers_add(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_show(config: Config, args: argparse.Namespace) -> int:
+    from .subscribers import describe as describe_subscriber  # loaded per command (see the imports above)
+
     ids = [_list_channel(config, args.channel).id] if args.channel else \
         [c.id for c in config.channels if registry.KINDS[c.type].has_subscribers]
-    lines = describe_subscriber(Store(config.database_url), ids, args.email)
+    lines = describe_subscriber(_store(config), ids, args.email)
     if not lines:
         print(f"{args.email}: on no list", file=sys.stderr)
         return 1
@@ -178,8 +207,10 @@ def cmd_subscribers_show(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_export(config: Config, args: argparse.Namespace) -> int:
+    from .subscribers import export_csv  # loaded per command (see the imports above)
+
     ch = _list_channel(config, args.channel)
-    store = Store(config.database_url)
+    store = _store(config)
     if not args.out or args.out == "-":
         n = export_csv(store, ch.id, sys.stdout, everyone=not args.active)
     else:
@@ -195,12 +226,14 @@ def cmd_subscribers_export(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_remove(config: Config, args: argparse.Namespace) -> int:
+    from .subscribers import valid_address  # loaded per command (see the imports above)
+
     ch = _list_channel(config, args.channel)
     try:
         email = valid_address(args.email)
     except ValueError:
         email = args.email.strip()  # let an admin remove a malformed address that got in somehow
-    removed = Store(config.database_url).subscribers.remove(ch.id, email, now=_utcnow())
+    removed = _store(config).subscribers.remove(ch.id, email, now=_utcnow())
     print(f"{args.email}: {'unsubscribed from' if removed else 'was not subscribed to'} {ch.id}")
     return 0 if removed else 1
 
@@ -208,7 +241,7 @@ def cmd_subscribers_remove(config: Config, args: argparse.Namespace) -> int:
 def cmd_subscribers_list(config: Config, args: argparse.Namespace) -> int:
     ch = _list_channel(config, args.channel)
     n = 0
-    for s in Store(config.database_url).subscribers.iter(ch.id, active_only=not args.all):
+    for s in _store(config).subscribers.iter(ch.id, active_only=not args.all):
         print(f"{s.email}\t{s.name or ''}{'' if s.active else f'  ({s.status})'}")
         n += 1
     print(f"{n} subscriber(s)", file=sys.stderr)
@@ -216,9 +249,11 @@ def cmd_subscribers_list(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_subscribers_import(config: Config, args: argparse.Namespace) -> int:
+    from .subscribers import import_csv  # loaded per command (see the imports above)
+
     ch = _list_channel(config, args.channel)
     path = Path(args.file)
-    store = Store(config.database_url)
+    store = _store(config)
     signup = None if args.consent else _signup(config, store)
     if signup is not None:
         signup.links  # no [web]: say so before anything is stored
@@ -266,6 +301,11 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_test_send(config: Config, args: argparse.Namespace) -> int:
+    # loaded per command (see the imports above)
+    import asyncio
+    from .app import App
+    from .testsend import test_send
+
     channel = config.channel(args.channel)
     app = App(config)
     result = asyncio.run(test_send(app.channels, app.store, channel, args.address, now=_utcnow()))
@@ -300,7 +340,7 @@ def _selection(config: Config, args: argparse.Namespace) -> dict:
 
 def cmd_outbox_list(config: Config, args: argparse.Namespace) -> int:
     n = 0
-    for r in Store(config.database_url).outbox.list(Status(args.status) if args.status else None,
+    for r in _store(config).outbox.list(Status(args.status) if args.status else None,
                                                      channel=args.channel, since=_when(args.since, config),
                                                      until=_when(args.until, config)):
         edition = f"e{r.edition_id}" if r.edition_id is not None else "-"
@@ -318,7 +358,7 @@ def _require_selection(args: argparse.Namespace) -> None:
 
 def cmd_outbox_retry(config: Config, args: argparse.Namespace) -> int:
     _require_selection(args)
-    outbox = Store(config.database_url).outbox
+    outbox = _store(config).outbox
     if len(args.ids) == 1 and not (args.channel or args.status or args.since or args.until):
         outbox.retry(args.ids[0], _utcnow())  # one message: say why if it cannot be retried
         print(f"message {args.ids[0]} will be sent at the next dispatch")
@@ -331,12 +371,16 @@ def cmd_outbox_retry(config: Config, args: argparse.Namespace) -> int:
 
 def cmd_outbox_dismiss(config: Config, args: argparse.Namespace) -> int:
     _require_selection(args)
-    n = Store(config.database_url).outbox.dismiss_where(_utcnow(), **_selection(config, args))
+    n = _store(config).outbox.dismiss_where(_utcnow(), **_selection(config, args))
     print(f"{n} failed message(s) dismissed: they stay recorded, and no longer need an admin")
     return 0 if n else 1
 
 
 def cmd_outbox_rerender(config: Config, args: argparse.Namespace) -> int:
+    # loaded per command (see the imports above)
+    from .app import App
+    from .publish import rerender
+
     app = App(config)
     channel = config.channel(args.channel)
     done = rerender(app.channels, app.store, channel, args.edition, now=_utcnow())
@@ -349,12 +393,16 @@ def cmd_outbox_rerender(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_release(config: Config, args: argparse.Namespace) -> int:
-    n = release(Store(config.database_url), args.edition, now=_utcnow())
+    from .publish import release  # loaded per command (see the imports above)
+
+    n = release(_store(config), args.edition, now=_utcnow())
     print(f"edition {args.edition}: {n} article(s) released; the channel's next edition carries them")
     return 0
 
 
 def cmd_outbox_prune(config: Config, args: argparse.Namespace) -> int:
+    from .retention import prune  # loaded per command (see the imports above)
+
     retention = config.delivery.retention
     if args.older_than:
         try:
@@ -364,13 +412,13 @@ def cmd_outbox_prune(config: Config, args: argparse.Namespace) -> int:
     if retention is None:
         print("delivery.retention is 'forever': nothing is deleted (say --older-than to prune anyway)")
         return 0
-    done = prune(Store(config.database_url), retention, now=_utcnow(), dry_run=args.dry_run)
+    done = prune(_store(config), retention, now=_utcnow(), dry_run=args.dry_run)
     print(done.summary(dry_run=args.dry_run))
     return 0
 
 
 def cmd_outbox_resolve(config: Config, args: argparse.Namespace) -> int:
-    Store(config.database_url).outbox.resolve(args.id, _utcnow())
+    _store(config).outbox.resolve(args.id, _utcnow())
     print(f"message {args.id} marked as delivered")
     return 0
 
@@ -398,7 +446,7 @@ def run(args: argparse.Namespace) -> int:
     except TamtamError as exc:
         print(f"Error: {exc}", file=sys.stderr)
         return 1
-    except SQLAlchemyError as exc:
+    except checks.sqlalchemy_errors() as exc:  # SQLAlchemyError, without loading SQLAlchemy to name it
         where = checks.safe_url(config.database_url) if config else "storage"
         print(f"Storage error ({where}): {getattr(exc, 'orig', None) or exc}", file=sys.stderr)
         return 1

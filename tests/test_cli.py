@@ -80,6 +80,18 @@ def test_check_accepts_the_demo(demo):
     assert "OK" in r.stdout
 
 
+def test_check_loads_only_what_it_needs(demo):
+    """check on SQLite opens the file with sqlite3 alone: no SQLAlchemy, no Alembic, no
+    store, no daemon; twitter-text loads for the X channel's lengths, without pkg_resources."""
+    code = ("import sys; from bot.cli import main; "
+            f"rc = main(['--config', {str(demo)!r}, 'check']); "
+            "print(rc, sorted(m for m in ('sqlalchemy', 'alembic', 'pkg_resources', 'bot.store', 'bot.app', "
+            "'bot.daemon', 'bot.ingest', 'twitter_text') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "0 ['twitter_text']"
+
+
 def test_check_rejects_a_broken_config_in_plain_words(tmp_path):
     bad = tmp_path / "tamtam.toml"
     bad.write_text('[site]\nname = "x"\nbase_url = "https://x.example"\ntimezone = "Bamako"\n'

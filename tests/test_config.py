@@ -134,6 +134,19 @@ def test_postgresql_url_is_accepted():
     assert cfg.database_url.startswith("postgresql://")
 
 
+@pytest.mark.parametrize("url", ["sqlite:///var/x.db", "sqlite:////abs/x.db", "sqlite:///:memory:", "sqlite:///",
+                                 "sqlite:///dossier à moi/l’écho.db", "sqlite:///a:b@c/d.db", "sqlite:///x\ny.db",
+                                 "sqlite:///#x.db", "sqlite:///x.db?timeout=5", "sqlite://", "sqlite+pysqlite:///x.db"])
+def test_a_sqlite_url_is_judged_as_sqlalchemy_reads_it(url):
+    """``sqlite:///…`` without options is accepted without loading SQLAlchemy: make_url reads
+    every such URL as a SQLite database, so the answer is the one it would give."""
+    from sqlalchemy.engine import make_url
+
+    if url.startswith("sqlite:///") and "?" not in url:
+        assert make_url(url).get_backend_name() == "sqlite"
+    assert parse_config({**BASE, "storage": {"url": url}}).storage.url == url
+
+
 def test_the_example_config_shows_every_delivery_setting():
     """A setting the admin cannot find in the example is a setting nobody uses."""
     from bot.config import Delivery

@@ -8,18 +8,38 @@ each own a group of tables (:mod:`.articles`, :mod:`.subscribers`, :mod:`.editio
 from __future__ import annotations
 
 import fcntl
+import functools
 import logging
 import os
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 
 from ..errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def head_revision() -> str | None:
+    """The newest migration's revision, read from the files in ``migrations/versions``: the
+    one revision no other revises. None unless there is exactly one such (Alembic decides then)."""
+    revisions: set[str] = set()
+    revised: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        revision = re.search(r"""^revision\s*=\s*["']([^"']+)["']""", source, re.M)
+        if revision is None:
+            return None
+        revisions.add(revision.group(1))
+        down = re.search(r"^down_revision\s*=\s*(.+)$", source, re.M)
+        revised.update(re.findall(r"""["']([^"']+)["']""", down.group(1)) if down else ())
+    heads = revisions - revised
+    return heads.pop() if len(heads) == 1 else None
 
 
 def _sqlite_pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -77,7 +97,9 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest migration (idempotent). Two processes starting on
         a fresh database at once take turns: the second finds the schema made and does nothing."""
-        # Alembic costs a quarter of a second to import; only commands that open the store pay it.
+        if self.at_head():
+            return
+        # Alembic costs a quarter of a second to import; only a database behind the code pays it.
         from alembic import command
         from alembic.config import Config as AlembicConfig
 
@@ -88,6 +110,21 @@ class Database:
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.tamtam-migrate'))"))
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
+
+    def at_head(self) -> bool:
+        """True when the database records the newest migration (:func:`head_revision`) and
+        nothing else: :meth:`migrate` has nothing to do, and Alembic is not even loaded. A
+        migration commits its schema and its new version together, so reading the version
+        needs no lock. Anything else (a new database, one behind or ahead, several heads) is
+        Alembic's to judge. The version table is looked up as Alembic looks it up."""
+        head = head_revision()
+        if head is None:
+            return False
+        with self.engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):  # a new database
+                return False
+            versions = [row[0] for row in conn.execute(text("SELECT version_num FROM alembic_version"))]
+        return versions == [head]
 
     @contextmanager
     def _migration_lock(self) -> Iterator[None]:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, select, text
 
 from bot.store import Store
 from bot.store import tables as t
-from bot.store.db import MIGRATIONS, Database
+from bot.store.db import MIGRATIONS, Database, head_revision
+from tests.conftest import ROOT
 
 NOW = datetime(2026, 11, 28, 8, 0, tzinfo=timezone.utc)
 
@@ -31,6 +35,62 @@ def test_schema_matches_the_models(store: Store):
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), t.metadata)
     assert diff == []
+
+
+def _alembic_config(conn) -> AlembicConfig:  # type: ignore[no-untyped-def]
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def _version(db: Database) -> list[str]:
+    with db.engine.connect() as conn:
+        return [r[0] for r in conn.execute(text("SELECT version_num FROM alembic_version"))]
+
+
+def test_the_head_read_from_the_files_is_alembics():
+    assert head_revision() is not None
+    assert [head_revision()] == ScriptDirectory.from_config(_alembic_config(None)).get_heads()
+
+
+def test_a_database_at_head_is_not_migrated_again_and_one_behind_is(db_url, monkeypatch):
+    """At head, migrate reads the version and stops (Alembic is not even loaded); one
+    migration behind, it runs Alembic, which brings it to head."""
+    Store(db_url).close()
+    upgrades: list[str] = []
+    real = command.upgrade
+    monkeypatch.setattr(command, "upgrade", lambda cfg, rev, *a, **kw: (upgrades.append(rev), real(cfg, rev, *a, **kw)))
+    db = Database(db_url)
+    assert db.at_head()
+    db.migrate()
+    assert upgrades == []
+
+    with db.engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), "-1")
+    assert _version(db) != [head_revision()] and not db.at_head()
+    assert "pruned" not in {c["name"] for c in inspect(db.engine).get_columns("editions")}
+    db.migrate()
+    assert upgrades == ["head"]
+    assert _version(db) == [head_revision()] and db.at_head()
+    assert "pruned" in {c["name"] for c in inspect(db.engine).get_columns("editions")}
+    db.close()
+
+
+def test_a_new_database_is_not_at_head(db_url):
+    db = Database(db_url)
+    assert not db.at_head()  # no alembic_version table yet
+    db.migrate()
+    assert db.at_head()
+    db.close()
+
+
+def test_opening_a_store_at_head_loads_no_alembic(db_url):
+    Store(db_url).close()
+    code = f"import sys; from bot.store import Store; Store({db_url!r}).close(); print('alembic' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "False"
 
 
 def test_upgrade_from_the_job_store_keeps_when_jobs_last_ran(db_url):

@@ -15,23 +15,18 @@ Arabic word), which feeds do carry.
 
 from __future__ import annotations
 
+import os
 import re
+import sys
+import threading
+import types
 import unicodedata
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from twitter_text import ParsedResult, extract_emojis_with_indices, extract_urls_with_indices, parse_tweet
-from twitter_text.config import config as _LIBRARY_CONFIGS
-from twitter_text.has_invalid_characters import has_invalid_characters
-from twitter_text.regexp.invalid_chars_group import invalid_chars_group
+if TYPE_CHECKING:
+    from twitter_text import ParsedResult
 
 MAX_WEIGHTED = 280
-
-#: The twitter-text configs by their library name. The library's "version2" has no
-#: ``emoji_parsing_enabled`` key (parse_tweet would raise KeyError), so it is spelled out.
-CONFIGS: Mapping[str, Mapping[str, Any]] = {
-    "version2": {**_LIBRARY_CONFIGS["version2"], "emoji_parsing_enabled": False},
-    "version3": dict(_LIBRARY_CONFIGS["version3"]),
-}
 DEFAULT_CONFIG = "version3"
 
 # Spaces that bind two words on purpose: French typography puts a (narrow) no-break space
@@ -44,22 +39,97 @@ _TRAILING = set(" \t\n\r,;:–—-·«(\u00a0\u202f")
 # override controls U+202A–U+202E, which older twitter-text versions refused too and which
 # feeds put around Arabic words. The embeddings are invisible and X lays out Arabic
 # correctly without them; an unpaired one left behind would garble the rest of the post.
-_INVALID = re.compile(f"[{invalid_chars_group}\u202a-\u202e]")
+# Built with the library's list, in :func:`_load`.
 # Beyond this many weighted characters over the limit a prefix certainly does not fit
 # whatever follows it: the largest single unit (a URL) weighs 23.
 _SLACK = 2 * 23
 
 
-def _options(config: str) -> Mapping[str, Any]:
+class _Library(types.SimpleNamespace):
+    """What this module uses of twitter-text, loaded by :func:`_library`."""
+
+    parse_tweet: Callable[..., ParsedResult]
+    extract_urls_with_indices: Callable[[str], list[dict]]
+    extract_emojis_with_indices: Callable[[str], list[dict]]
+    has_invalid_characters: Callable[[str], bool]
+    configs: Mapping[str, Mapping[str, Any]]
+    invalid: re.Pattern[str]
+
+
+_loaded: _Library | None = None
+_loading = threading.Lock()
+
+
+def _library() -> _Library:
+    """twitter-text, loaded at the first text measured, fitted or cleaned: compiling its
+    expressions (every emoji, every top-level domain) takes about 0.1 s, which the
+    commands that render no X post (and ``--help``) never pay."""
+    global _loaded
+    if _loaded is None:
+        with _loading:
+            if _loaded is None:
+                _loaded = _load()
+    return _loaded
+
+
+def _resource_string(module: str, name: str) -> bytes:
+    """``pkg_resources.resource_string`` for a module loaded from a folder, as pkg_resources
+    itself reads it there: the file ``name`` beside the module's own."""
+    with open(os.path.join(os.path.dirname(sys.modules[module].__file__ or ""), name), "rb") as fh:
+        return fh.read()
+
+
+def _load() -> _Library:
+    # twitter-text reads its emoji list with pkg_resources, whose import alone scans every
+    # installed distribution (70 ms, a sixth of `check`). Unless something loaded the real
+    # one already, a stand-in with the one function it calls serves the library's import and
+    # is gone right after it; nothing else Tamtam runs imports pkg_resources.
+    stand_in = None
+    if "pkg_resources" not in sys.modules:
+        stand_in = types.ModuleType("pkg_resources", "twitter-text's stand-in (see bot.channels.x.tweet)")
+        stand_in.resource_string = _resource_string  # type: ignore[attr-defined]
+        sys.modules["pkg_resources"] = stand_in
     try:
-        return CONFIGS[config]
+        # loaded on first use: see _library
+        import twitter_text
+        from twitter_text.config import config as configs
+        from twitter_text.has_invalid_characters import has_invalid_characters
+        from twitter_text.regexp.invalid_chars_group import invalid_chars_group
+    finally:
+        if stand_in is not None and sys.modules.get("pkg_resources") is stand_in:
+            del sys.modules["pkg_resources"]
+    return _Library(
+        parse_tweet=twitter_text.parse_tweet,
+        extract_urls_with_indices=twitter_text.extract_urls_with_indices,
+        extract_emojis_with_indices=twitter_text.extract_emojis_with_indices,
+        has_invalid_characters=has_invalid_characters,
+        # The library's "version2" has no ``emoji_parsing_enabled`` key (parse_tweet would
+        # raise KeyError), so it is spelled out.
+        configs={"version2": {**configs["version2"], "emoji_parsing_enabled": False},
+                 "version3": dict(configs["version3"])},
+        invalid=re.compile(f"[{invalid_chars_group}\u202a-\u202e]"),
+    )
+
+
+def __getattr__(name: str) -> Any:
+    """``CONFIGS``: the twitter-text configs by their library name (loading the library).
+    v2 stays selectable because the official conformance cases are written per config."""
+    if name == "CONFIGS":
+        return _library().configs
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _options(config: str) -> Mapping[str, Any]:
+    configs = _library().configs
+    try:
+        return configs[config]
     except KeyError:
-        raise ValueError(f"unknown twitter-text config {config!r}: expected one of {sorted(CONFIGS)}") from None
+        raise ValueError(f"unknown twitter-text config {config!r}: expected one of {sorted(configs)}") from None
 
 
 def parse(text: str, *, config: str = DEFAULT_CONFIG) -> ParsedResult:
     """twitter-text's full answer for ``text``: weightedLength, valid, permillage and ranges."""
-    return parse_tweet(text, dict(_options(config)))
+    return _library().parse_tweet(text, dict(_options(config)))
 
 
 def weighted_length(text: str, *, config: str = DEFAULT_CONFIG) -> int:
@@ -71,16 +141,16 @@ def fits(text: str, limit: int = MAX_WEIGHTED, *, config: str = DEFAULT_CONFIG) 
     """True when X would accept ``text`` on length: non-empty, at most ``limit`` weighted,
     and free of the characters twitter-text declares invalid (U+FEFF, U+FFFE, U+FFFF;
     :func:`clean` removes them)."""
-    if not text.strip() or has_invalid_characters(text):
+    if not text.strip() or _library().has_invalid_characters(text):
         return False
     return weighted_length(text, config=config) <= limit
 
 
 def clean(text: str) -> str:
     """``text`` without the characters that make X refuse a post whatever its length
-    (see ``_INVALID``). A renderer cleans titles and summaries before fitting them, because
+    (see ``_Library.invalid``). A renderer cleans titles and summaries before fitting them, because
     :func:`fits` is False for any text that still holds one."""
-    return _INVALID.sub("", text)
+    return _library().invalid.sub("", text)
 
 
 def _bounded(text: str, limit: int, config: str) -> str:
@@ -103,7 +173,8 @@ def _protected(text: str) -> list[bool]:
     """For each code point of ``text``: True when a cut just before it would split a URL,
     an emoji sequence or a base letter from its combining accent."""
     inside = [False] * (len(text) + 1)
-    for entity in [*extract_urls_with_indices(text), *extract_emojis_with_indices(text)]:
+    lib = _library()
+    for entity in [*lib.extract_urls_with_indices(text), *lib.extract_emojis_with_indices(text)]:
         start, end = entity["indices"]
         for i in range(start + 1, end):
             inside[i] = True
@@ -114,7 +185,7 @@ def _protected(text: str) -> list[bool]:
 
 
 def _url_spans(text: str) -> list[tuple[int, int]]:
-    return [tuple(u["indices"]) for u in extract_urls_with_indices(text)]  # type: ignore[misc]
+    return [tuple(u["indices"]) for u in _library().extract_urls_with_indices(text)]  # type: ignore[misc]
 
 
 def _cut(text: str, end: int, ellipsis: str, urls: list[tuple[int, int]]) -> str:

@@ -9,13 +9,17 @@ emoji sequence weighs 2 as a whole); the directional-marker cases use the curren
 from __future__ import annotations
 
 import functools
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from twitter_text import extract_urls
 
+from bot.channels.x import tweet
 from bot.channels.x.tweet import CONFIGS, fits, parse, truncate_to_fit, weighted_length
+from tests.conftest import ROOT
 
 # tests/channels/x/ → the project → the shared corpora beside it
 VALIDATE = Path(__file__).resolve().parents[4] / "shared" / "corpora" / "twitter-text" / "validate.yml"
@@ -163,3 +167,32 @@ def test_truncate_with_another_ellipsis_and_impossible_limits() -> None:
     assert truncate_to_fit(FRENCH, 30, ellipsis="") == "Le président a annoncé « une"
     with pytest.raises(ValueError, match="cannot shorten"):
         truncate_to_fit(FRENCH, 1)
+
+
+def test_twitter_text_loads_at_the_first_text_and_reads_the_same_emoji_list_without_pkg_resources():
+    """Importing the X channel loads no twitter-text; the first length loads it, its emoji
+    list read by the stand-in for pkg_resources, which is gone afterwards. The list and the
+    expression built from it are the ones the library builds with the real pkg_resources
+    (this process loaded it that way)."""
+    import twitter_text.regexp.emoji as emoji
+
+    code = ("import sys, hashlib\n"
+            "from bot.channels.x import XKind, tweet\n"
+            "print('twitter_text' in sys.modules)\n"
+            "print(tweet.weighted_length('👍🏾 ok https://example.com/a'))\n"
+            "print('twitter_text' in sys.modules, 'pkg_resources' in sys.modules)\n"
+            "import twitter_text.regexp.emoji as e\n"
+            "print(hashlib.sha256(e.emoji_raw.encode()).hexdigest())\n"
+            "print(hashlib.sha256(e.emoji.pattern.encode()).hexdigest())\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    import hashlib
+
+    assert r.stdout.splitlines() == [
+        "False", str(weighted_length("👍🏾 ok https://example.com/a")), "True False",
+        hashlib.sha256(emoji.emoji_raw.encode()).hexdigest(), hashlib.sha256(emoji.emoji.pattern.encode()).hexdigest()]
+
+
+def test_the_module_names_nothing_else():
+    with pytest.raises(AttributeError):
+        tweet.NOT_THERE  # noqa: B018
