@@ -270,17 +270,20 @@ class Dispatcher:
         (:meth:`_batch` releases what it did not start)."""
         size = self.config.delivery.batch_size
 
-        def claim() -> asyncio.Future[list[OutboxRow]]:
+        def claim(after_id: int = 0) -> asyncio.Future[list[OutboxRow]]:
             now = self.clock()
             return asyncio.ensure_future(self._db(self.store.outbox.claim_batch, channel.id, now, limit=size,
-                                                  lease_until=now + self.config.delivery.lease, owner=self.owner))
+                                                  lease_until=now + self.config.delivery.lease, owner=self.owner,
+                                                  after_id=after_id))
 
         settled = 0
         finishing: asyncio.Future[None] | None = None
         try:
             rows = await claim() if self._open(channel.id) else []
             while rows:
-                more = claim() if self._open(channel.id) else None
+                # the next claim starts after this batch (rows come in id order); the pass only
+                # ends on a claim from the start that finds nothing (below)
+                more = claim(rows[-1].id) if self._open(channel.id) else None
                 done = await self._batch(channel, transport, rows, report)
                 if finishing is not None:
                     await finishing  # outcomes are written in the order the batches went
@@ -296,8 +299,10 @@ class Dispatcher:
                 rows = await more if more is not None else []
                 if not rows and done and self._open(channel.id):
                     # The prefetch ran while this batch was open, so it skipped the
-                    # destinations in it (one per destination at a time): a channel with a
-                    # single destination gets its next row only once the outcomes are written.
+                    # destinations in it (one per destination at a time), and it looked only
+                    # after this batch: a channel with a single destination gets its next row,
+                    # and a row held back behind an earlier one to its destination is found,
+                    # once the outcomes are written, by a claim from the start.
                     if finishing is not None:
                         await finishing
                         finishing = None

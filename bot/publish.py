@@ -65,8 +65,10 @@ def publish(channels: Channels, store: Store, channel: ChannelSettings, *, now: 
                                                         item.payload, edition.id) for item in plan.items), now=now)
         if plan.shared is not None:  # after the items: a kind may add shared parts as it meets its readers
             Editions.set_shared(conn, edition.id, plan.shared)  # type: ignore[arg-type]
-    if queued >= STATISTICS_EVERY:
+    if queued >= STATISTICS_EVERY:  # the dispatcher's claims, and its check of who is still subscribed
         store.outbox.refresh_statistics()
+        if kind.has_subscribers:
+            store.subscribers.refresh_statistics()
     note = plan.note(queued)
     if note:
         log.warning("channel %s: edition %s: %s", channel.id, edition.id, note)

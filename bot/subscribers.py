@@ -22,6 +22,7 @@ from email_validator import EmailNotValidError, validate_email
 from .errors import TamtamError
 from .models import Subscriber
 from .store import Store
+from .store.outbox import STATISTICS_EVERY
 from .store.subscribers import Source
 
 # Column names admins use, in French and English (compared in lower case, accents kept).
@@ -189,6 +190,8 @@ def import_csv(store: Store, channel_id: str, path: Path, now: datetime, *, cons
             flush()
     if batch:
         flush()
+    if result.added + result.pending >= STATISTICS_EVERY:  # the next edition's queries plan on them
+        store.subscribers.refresh_statistics()
     return result
 
 

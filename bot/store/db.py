@@ -151,6 +151,21 @@ class Database:
     def connect(self) -> Connection:
         return self.engine.connect()
 
+    def analyze(self, table: str) -> None:
+        """Refresh the planner's statistics of ``table`` (its owner calls this after writing
+        many rows at once). Without them both planners guess, and for the dispatcher's
+        queries they guessed badly: a claim read every pending row; the check that a batch's
+        readers are still subscribed read the whole list on PostgreSQL (21 ms a batch, from
+        0.2). SQLite samples at most 1,000 rows per index, so this takes a fraction of a
+        second either way."""
+        with self.engine.connect() as conn:
+            if self.backend == "sqlite":
+                conn.exec_driver_sql("PRAGMA analysis_limit = 1000")
+                conn.exec_driver_sql(f"ANALYZE {table}")
+                conn.commit()
+            else:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql(f"ANALYZE {table}")
+
     def close(self) -> None:
         self.engine.dispose()
 

@@ -159,6 +159,11 @@ class Subscribers:
                 t.subscribers.c.channel_id == channel_id, t.subscribers.c.email_key == email_key(email))).scalar()
         return status == SubscriberStatus.ACTIVE
 
+    def refresh_statistics(self) -> None:
+        """ANALYZE the subscribers: after an import of thousands of rows, until autovacuum
+        came by, PostgreSQL checked each batch's readers against the whole list."""
+        self.db.analyze("subscribers")
+
     def active_among(self, channel_id: str, emails: Iterable[str]) -> set[str]:
         """The keys (lower case) of those ``emails`` that are active subscribers of the channel:
         one query for a batch of messages about to be sent."""

@@ -134,3 +134,20 @@ def test_counts_per_channel_and_status(store: Store):
     store.outbox.claim(a[0], T0)
     store.outbox.sent(a[0], T0, remote_id=None, receipt="ok")
     assert store.outbox.counts() == {"a": {Status.SENT: 1, Status.PENDING: 2}, "b": {Status.PENDING: 1}}
+
+
+def test_a_claim_after_a_row_starts_there(store: Store):
+    """The dispatcher claims its next batch after the last one (a claim from the start would
+    walk past every row already claimed, which PostgreSQL keeps in the index until VACUUM)."""
+    ids = queue(store, 5)
+    lease = T0 + timedelta(minutes=5)
+    first = store.outbox.claim_batch("ch", T0, limit=10, lease_until=lease, owner="w", after_id=ids[1])
+    assert first == []  # every row is to "@c": the earliest, before ids[1], holds the others back
+    with store.begin() as conn:
+        store.outbox.enqueue(conn, [NewMessage(f"ch:e2:{i}", "ch", "telegram", f"@d{i}", {"text": "x"})
+                                    for i in range(4)], now=T0)
+    others = [r.id for r in store.outbox.pending("ch", after_id=ids[-1], limit=10)]
+    got = store.outbox.claim_batch("ch", T0, limit=10, lease_until=lease, owner="w", after_id=others[1])
+    assert [r.id for r in got] == others[2:]
+    got = store.outbox.claim_batch("ch", T0, limit=10, lease_until=lease, owner="w")
+    assert [r.id for r in got] == [ids[0], *others[:2]]
