@@ -137,7 +137,7 @@ def rss2email_table(res: dict) -> list[str]:
     ]
     if tam:
         lines.append(f"| Tamtam (SQLite) | one 12-article digest → {n:,} subscribers, {_num(cal.get('tamtam_bytes'))} "
-                     f"bytes a mail, one SMTP connection | {_secs(tam.get('wall'))} | {_num(tam.get('rate'))} | "
+                     f"bytes a mail, four kept SMTP connections (the default) | {_secs(tam.get('wall'))} | {_num(tam.get('rate'))} | "
                      f"{_num(tam.get('rss'), 0, ' MiB')} | {tam['ok']}/{tam['runs']} |")
         lines += ["", f"Tamtam ÷ rss2email: {_ratio(tam.get('rate'), r2e.get('rate'))} the mails per second, "
                       f"{_ratio(tam.get('rss'), r2e.get('rss'))} the peak memory. Both are whole processes "
