@@ -289,3 +289,34 @@ def test_sample_edition_is_the_whole_sample_for_a_digest_and_its_first_article_o
                for a in digest.articles)
     [first] = sample_edition(config.channel("tga"), BASE, NOW).articles
     assert first == digest.articles[0] and first.image_url is not None
+
+
+def test_compiled_templates_are_cached_and_an_edited_template_is_compiled_again(tmp_path, monkeypatch):
+    """Jinja2's bytecode cache spares each command compiling every template; an admin's edit
+    is seen at once, and a cache that cannot be written or read only costs time."""
+    import shutil
+
+    from bot.render import environment
+
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    monkeypatch.setattr(environment, "_bytecode_cache", lambda: environment._BytecodeCache(
+        str(cache), pattern=f"tamtam-{environment._FINGERPRINT}-%s.cache"))
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "hello.txt").write_text("Bonjour {{ name }} !", encoding="utf-8")
+
+    def render() -> str:
+        return environment.build_environment([folder]).get_template("hello.txt").render(name="Awa")
+
+    assert render() == "Bonjour Awa !"
+    assert len(list(cache.glob(f"tamtam-{environment._FINGERPRINT}-*.cache"))) == 1
+    assert render() == "Bonjour Awa !"  # from the cache
+    (folder / "hello.txt").write_text("Salut {{ name }} !", encoding="utf-8")
+    assert render() == "Salut Awa !"
+    for f in cache.iterdir():
+        f.write_bytes(b"\x00garbage")  # a file cut short or damaged
+    assert render() == "Salut Awa !"
+    shutil.rmtree(cache)  # a cache that cannot be written (gone, full, read-only)
+    (folder / "hello.txt").write_text("Re-bonjour {{ name }}", encoding="utf-8")
+    assert render() == "Re-bonjour Awa"
