@@ -154,3 +154,20 @@ def test_the_example_config_shows_every_delivery_setting():
 
     section = (ROOT / "config" / "example.toml").read_text(encoding="utf-8").split("\n[delivery]\n")[1].split("\n[")[0]
     assert [name for name in Delivery.model_fields if f"\n{name} = " not in "\n" + section] == []
+
+
+def test_the_systemd_unit_waits_longer_than_the_shutdown_grace():
+    """systemd sends SIGKILL after TimeoutStopSec: shorter than the grace, it would cut off
+    the message in flight that SIGTERM lets finish."""
+    import configparser
+
+    from bot.config import Delivery
+    from tests.conftest import ROOT
+
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read(ROOT / "config" / "tamtam.service", encoding="utf-8")
+    service = unit["Service"]
+    assert service["KillSignal"] == "SIGTERM"
+    assert int(service["TimeoutStopSec"]) > Delivery().shutdown_grace.total_seconds()
+    assert service["ExecStart"].split()[-1] == "run" and "--config" in service["ExecStart"]
