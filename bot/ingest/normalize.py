@@ -11,7 +11,6 @@ import hashlib
 import html
 import re
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from typing import Iterable
@@ -61,6 +60,7 @@ _WP_FOOTERS = [re.compile(p.pattern.removeprefix(r"\s*"), p.flags) for p in _WP_
 _WP_WORDS = [("appeared first on",), ("est apparu en premier sur",), ("cet article",),
              ("continue reading", "read more", "lire la suite", "lire plus")]
 _WP_MORE = re.compile(r"\s*\[\s*(?:…|\.\.\.|&hellip;)\s*\]")
+_WP_MORE_MARK = re.compile(_WP_MORE.pattern.removeprefix(r"\s*"))  # from its '[' (see _without_more_marks)
 _ELLIPSES = re.compile(r"\s*(?:…|\.\.\.)(?:\s*…)+")
 _SPACED_ELLIPSIS = re.compile(r"\s+…$")
 _TWO_ELLIPSES = re.compile(r"(?:…|\.\.\.)\s*…")  # where _ELLIPSES matches, without its leading spaces
@@ -218,8 +218,7 @@ def strip_wordpress_boilerplate(text: str) -> str:
     """Remove WordPress's '[…]' marker and 'The post X appeared first on Y.' footers."""
     # After a full sentence the marker adds nothing; mid-sentence it becomes an ellipsis.
     if "[" in text:
-        text = _WP_MORE.sub(lambda m: "" if text[:m.start()].rstrip().endswith((".", "!", "?")) else ELLIPSIS,
-                            text)
+        text = _without_more_marks(text)
     low = text.lower()
     for pattern, words in zip(_WP_FOOTERS, _WP_WORDS):
         if any(w in low for w in words):
@@ -236,8 +235,37 @@ def strip_wordpress_boilerplate(text: str) -> str:
         if _TWO_ELLIPSES.search(text):
             text = _ELLIPSES.sub(ELLIPSIS, text)  # '… […]' → one ellipsis
         if text.endswith((ELLIPSIS, ELLIPSIS + "\n")):
-            text = _SPACED_ELLIPSIS.sub(ELLIPSIS, text)
+            text = _unspaced_last_ellipsis(text)
     return text.strip()
+
+
+def _without_more_marks(text: str) -> str:
+    """``_WP_MORE.sub(…)`` as strip_wordpress_boilerplate had it (the marker dropped after a
+    full sentence, an ellipsis mid-sentence), with the pattern tried only where a '[' is: each
+    match found from its '[' is widened over the spaces before it, where ``_WP_MORE`` starts."""
+    parts: list[str] = []
+    pos = 0
+    for m in _WP_MORE_MARK.finditer(text):
+        start = m.start()
+        while start > pos and text[start - 1].isspace():
+            start -= 1
+        parts.append(text[pos:start])
+        parts.append("" if text[:start].rstrip().endswith((".", "!", "?")) else ELLIPSIS)
+        pos = m.end()
+    if not parts:
+        return text
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _unspaced_last_ellipsis(text: str) -> str:
+    """``_SPACED_ELLIPSIS.sub(ELLIPSIS, text)`` for a text ending in '…' (or '…\n', where '$'
+    matches too): the spaces before that last '…' removed, without trying every position."""
+    mark = len(text) - (2 if text.endswith("\n") else 1)  # where the last '…' is
+    start = mark
+    while start and text[start - 1].isspace():
+        start -= 1
+    return text if start == mark else text[:start] + text[mark:]
 
 
 def truncate(text: str, limit: int = SUMMARY_LIMIT) -> str:
@@ -408,16 +436,39 @@ IMAGE_MIN_WIDTH = 560
 _WP_SIZE = re.compile(r"-(\d{2,5})x(\d{2,5})(?=\.(?:jpe?g|png|gif|webp|avif)$)", re.I)
 _WP_SCALED = re.compile(r"-scaled(?=\.(?:jpe?g|png|gif|webp|avif)$)", re.I)
 _SRCSET_ITEM = re.compile(r"\s*(\S+?)(?:\s+(\d+)w|\s+[\d.]+x)?\s*(?:,|$)")
+# A srcset of addresses without spaces or commas, each with a width, one ", " between them.
+_PLAIN_SRCSET = re.compile(r"(?:[^\s,]+ \d+w, )*[^\s,]+ \d+w")
 
 
-@dataclass(frozen=True)
 class Image:
-    """An image the feed offers for an article, with what the feed says about it."""
+    """An image the feed offers for an article, with what the feed says about it.
 
-    url: str
-    width: int | None = None
-    height: int | None = None
-    alt: str | None = None
+    Treated as immutable, and compared and hashed by value as the frozen dataclass it once
+    was; a plain class because an article makes a dozen of them, and a frozen dataclass's
+    constructor (object.__setattr__ for every field) cost three times as much."""
+
+    __slots__ = ("url", "width", "height", "alt")
+
+    def __init__(self, url: str, width: int | None = None, height: int | None = None,
+                 alt: str | None = None) -> None:
+        self.url = url
+        self.width = width
+        self.height = height
+        self.alt = alt
+
+    def _key(self) -> tuple[str, int | None, int | None, str | None]:
+        return (self.url, self.width, self.height, self.alt)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is self.__class__:
+            return self._key() == other._key()  # type: ignore[attr-defined]
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Image(url={self.url!r}, width={self.width!r}, height={self.height!r}, alt={self.alt!r})"
 
 
 def pixels(value: object) -> int | None:
@@ -528,13 +579,26 @@ def images_in_html(fragment: str | None, base: str | None, *, feed_base: str | N
         if url:
             out.append(Image(url, width, height, alt))
         srcset = attrs.get("srcset") or attrs.get("data-srcset") or attrs.get("data-lazy-srcset") or ""
-        for m in _SRCSET_ITEM.finditer(srcset):
-            candidate = absolute_url(m.group(1), base) if m.group(1) else None
-            if candidate and m.group(2):
-                w = int(m.group(2))
+        for address, descriptor in _srcset_items(srcset):
+            candidate = absolute_url(address, base) if address else None
+            if candidate and descriptor:
+                w = int(descriptor)
                 h = round(w * height / width) if width and height else None
                 out.append(Image(candidate, w, h, alt))
     return out
+
+
+def _srcset_items(srcset: str) -> list[tuple[str, str | None]]:
+    """(address, width or None) for each item ``_SRCSET_ITEM`` finds in ``srcset``. The usual
+    srcset (« a.jpg 300w, b.jpg 1024w ») is split instead: the lazy pattern is tried a
+    character at a time, and gives the same items for it."""
+    if _PLAIN_SRCSET.fullmatch(srcset):
+        items: list[tuple[str, str | None]] = []
+        for item in srcset.split(", "):
+            address, width = item.rsplit(" ", 1)
+            items.append((address, width[:-1]))  # « 300w » → « 300 »
+        return items
+    return [(m.group(1), m.group(2)) for m in _SRCSET_ITEM.finditer(srcset)]
 
 
 def _sized(image: Image) -> Image:

@@ -152,10 +152,23 @@ def feed_resolve(base: str | None, uri: str) -> str:
     return joined if joined.strip().split(":", 1)[0] in FEED_URI_SCHEMES else ""
 
 
+# A path from the site's root ('/2026/11/30/article-1/') that urljoin puts after a plain web
+# base's scheme and host unchanged: no '//' host, no '.' or '..' segment to remove, no ';'
+# parameters, no empty '?' or '#' (urljoin drops those), no whitespace or control character.
+_ROOT_PATH = re.compile(r"/(?!/)[^?#;\s\x00-\x1f\x7f]*(?:\?[^#\s\x00-\x1f\x7f]+)?(?:#[^\s\x00-\x1f\x7f]+)?\Z")
+# The scheme and host of a plain web URL (see PLAIN_WEB_URL), up to its path.
+_SCHEME_AND_HOST = re.compile(r"https?://[A-Za-z0-9.\-_~%!$&'()*+,=:@]+")
+
+
 def _absolute(base_url: str | None):
     """Resolve a relative URL against the article; keep only web URLs (None drops it)."""
+    site = None  # the base's "scheme://host" when a root path can simply follow it
+    if base_url and PLAIN_WEB_URL.match(base_url):
+        site = _SCHEME_AND_HOST.match(base_url).group()  # type: ignore[union-attr]
 
     def rewrite(url: str) -> str | None:
+        if site is not None and url[:1] == "/" and "/." not in url and _ROOT_PATH.match(url):
+            return site + url  # what urljoin gives, and its scheme is http(s)
         if not base_url or not url.strip():
             return None
         try:
