@@ -134,7 +134,10 @@ def _repair(text: str) -> str:
         text = text.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         pass
-    # (a C1 control is \xc2\x80-\xc2\x9f in UTF-8: found faster in bytes than by a str regex)
+    # (a C1 control is \xc2\x80-\xc2\x9f in UTF-8: found faster in bytes than by a str regex;
+    # a printable text has none, and isprintable() is a plain C loop, with no copy)
+    if text.isprintable():
+        return text
     return text.translate(_CP1252) if _C1_UTF8.search(text.encode("utf-8", "surrogatepass")) else text
 
 

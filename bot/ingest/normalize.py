@@ -208,10 +208,13 @@ def clean_text(fragment: str | None) -> str:
 
 def _plain_text(fragment: str) -> str:
     """:func:`clean_text` before its spaces are tidied: the same characters but for spacing."""
-    text = decode_leftover_entities(html_to_text(strip_unstorable(fragment)))
+    storable = strip_unstorable(fragment)
+    text = decode_leftover_entities(html_to_text(storable))
     if _TAG.search(text):
         text = html_to_text(html.escape(text, quote=False).replace("&lt;", "<").replace("&gt;", ">"))
-    return strip_unstorable(text)
+    # Without a '&', nothing above decoded a reference: the text's characters are the storable
+    # fragment's (and spaces), so it has nothing to strip.
+    return strip_unstorable(text) if "&" in storable else text
 
 
 def strip_wordpress_boilerplate(text: str) -> str:
@@ -481,7 +484,7 @@ def pixels(value: object) -> int | None:
 
 
 def _path(url: str) -> str:
-    plain = _PLAIN_WEB_URL.match(url) and _HOST_AND_PATH.match(url)
+    plain = _PLAIN_HOST_AND_PATH.match(url)
     if plain:  # what urlsplit would say, without it
         return plain.group(2)
     try:
@@ -490,12 +493,16 @@ def _path(url: str) -> str:
         return url
 
 
-_HOST_AND_PATH = re.compile(r"https?://([A-Za-z0-9.\-_~%!$&'()*+,=:@]+)([^?#;\s]*)")
+# PLAIN_WEB_URL with its host and path as groups (one match where a check with PLAIN_WEB_URL
+# and a second match for the groups were made): the host cannot end earlier, nor the path
+# stop sooner, so the groups are urlsplit's netloc and path.
+_PLAIN_HOST_AND_PATH = re.compile(r"https?://([A-Za-z0-9.\-_~%!$&'()*+,=:@]+)((?:/[^?#;\s]*)?)"
+                                  r"(?:\?[^#\s]+)?(?:#\S+)?\Z")
 
 
 def image_identity(url: str) -> str:
     """The same picture whatever its size: host and path without WordPress's size suffix."""
-    plain = _PLAIN_WEB_URL.match(url) and _HOST_AND_PATH.match(url)
+    plain = _PLAIN_HOST_AND_PATH.match(url)
     if plain:  # what urlsplit would say, without it
         netloc, path = plain.group(1), plain.group(2)
     else:
@@ -623,8 +630,12 @@ def pick_image(candidates: Iterable[Image]) -> Image | None:
     if not images:
         return None
     groups: dict[str, list[Image]] = {}
+    identities: dict[str, str] = {}  # the same address is often offered two or three times
     for image in images:
-        groups.setdefault(image_identity(image.url), []).append(image)
+        identity = identities.get(image.url)
+        if identity is None:
+            identity = identities[image.url] = image_identity(image.url)
+        groups.setdefault(identity, []).append(image)
 
     def big_enough(group: list[Image]) -> bool:
         return any(i.width is None or i.width >= IMAGE_MIN_WIDTH for i in group)
