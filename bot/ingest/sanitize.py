@@ -303,7 +303,10 @@ _SIMPLE_TAG = re.compile(rf"<(/?)([A-Za-z][^\t\n\r\f />\x00]*)((?:[{_WS_CLASS}]+
 _ATTRIBUTES = re.compile(_ATTRIBUTE)
 # The start of a tag of an element whose content is dropped. ASCII-only case folding, as
 # str.lower() would (re.I alone would take 'ſ' for an 's').
-_DROPPED_TAG = re.compile(r"</?(?:%s)[\t\n\r\f />]" % "|".join(sorted(DROPPED_WITH_CONTENT)), re.I | re.A)
+# (The look-ahead at the first letter spares trying a dozen names at every other tag: half
+# the cost.)
+_DROPPED_TAG = re.compile(r"</?(?=[%s])(?:%s)[\t\n\r\f />]" % ("".join(sorted({n[0] for n in DROPPED_WITH_CONTENT})),
+                                                             "|".join(sorted(DROPPED_WITH_CONTENT))), re.I | re.A)
 # The start of an <img> tag, and a tag read at one given position.
 IMG_TAG = re.compile(r"<img[\t\n\r\f />]", re.I | re.A)
 SIMPLE_TAG = _SIMPLE_TAG
@@ -354,6 +357,16 @@ def simple_text(fragment: str, tags: list[re.Match[str]]) -> str:
     """The text of a simple fragment, given its tags (before zero-width spaces are removed)."""
     parts: list[str] = []
     pos = 0
+    if "&" not in fragment:  # no reference to decode: the runs between tags as they are
+        append = parts.append
+        for m in tags:
+            start, end = m.span()
+            append(fragment[pos:start])
+            if m[2].lower() in _BLOCK:
+                append(" ")
+            pos = end
+        append(fragment[pos:])
+        return "".join(parts)
     for m in tags:
         if m.start() > pos:
             run = fragment[pos:m.start()]
