@@ -215,6 +215,10 @@ def clean_text(fragment: str | None) -> str:
 
 def _plain_text(fragment: str) -> str:
     """:func:`clean_text` before its spaces are tidied: the same characters but for spacing."""
+    if "<" not in fragment and "&" not in fragment:
+        # No tag and no reference (the usual name, label or alt text): what the steps below
+        # come to, without them.
+        return strip_unstorable(fragment).replace("\u200b", "")
     storable = strip_unstorable(fragment)
     text = decode_leftover_entities(html_to_text(storable))
     if _TAG.search(text):
@@ -231,7 +235,7 @@ def strip_wordpress_boilerplate(text: str) -> str:
         text = _without_more_marks(text)
     low = text.lower()
     for pattern, words in zip(_WP_FOOTERS, _WP_WORDS):
-        if any(w in low for w in words):
+        if words[0] in low or (len(words) > 1 and any(w in low for w in words[1:])):
             m = pattern.search(text)
             if m is not None:
                 start = m.start()
@@ -377,7 +381,7 @@ def _text_start(fragment: str, chars: int) -> str | None:
     text = simple_text(head, tags).replace("\u200b", "")
     if len(text) < chars or "<" in text:
         return None
-    return strip_unstorable(text)
+    return text  # (storable: the storable head's characters and spaces, no reference decoded)
 
 
 def title_text(raw_title: str | None, summary: str = "", words: int = 12) -> str:
