@@ -1,6 +1,7 @@
 """The command line: ``tamtam [--config FILE] COMMAND`` (or ``python main.py …``).
 
-The parser, and nothing heavy: each command is a small function in :mod:`bot.commands`,
+The parser, and nothing heavy: each command is a small function in :mod:`bot.commands`
+(``check``) or :mod:`bot.store_commands` (the rest),
 loaded only once the arguments are parsed, so ``tamtam --help`` answers at once.
 """
 

@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("bot.publish", "bot.dispatch", "bot.subscribers", "bot.check", "bot.testsend", "bot.retention"),
     ("bot.report", "bot.app", "bot.scheduler", "bot.web"),
     ("bot.daemon",),
-    ("bot.cli", "bot.commands"),
+    ("bot.cli", "bot.commands", "bot.store_commands"),
 ]
 
 
