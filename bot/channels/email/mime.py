@@ -135,33 +135,29 @@ def load_dkim(settings: DkimSettings, path: Path) -> DkimKey:
     return DkimKey(settings.selector, settings.domain, pem, tuple(settings.headers))
 
 
-def sign_bytes(raw: bytes, key: DkimKey) -> bytes:
-    """``raw`` with a DKIM-Signature header put in front (for a spliced message)."""
+def _signature(raw: bytes, key: DkimKey, present: list[str]) -> bytes:
+    """The DKIM-Signature header line (folded, CRLF-ended) over ``raw``, signing the headers
+    of ``present``."""
     import dkim as dkimpy  # only when a channel signs, as in load_dkim
 
-    present = [h for h in key.headers if re.search(rb"(?im)^" + re.escape(h.encode("ascii")) + rb":",
-                                                   raw.split(b"\r\n\r\n", 1)[0])]
     try:
-        header = dkimpy.sign(raw, key.selector.encode("ascii"), key.domain.encode("ascii"), key.private_key,
-                             canonicalize=(b"relaxed", b"relaxed"),
-                             include_headers=[h.lower().encode("ascii") for h in present], linesep=b"\r\n")
+        return dkimpy.sign(raw, key.selector.encode("ascii"), key.domain.encode("ascii"), key.private_key,
+                           canonicalize=(b"relaxed", b"relaxed"),
+                           include_headers=[h.lower().encode("ascii") for h in present], linesep=b"\r\n")
     except dkimpy.DKIMException as exc:
         raise ConfigError(f"DKIM signing with selector {key.selector!r} failed: {exc}") from exc
-    return header + raw
+
+
+def sign_bytes(raw: bytes, key: DkimKey) -> bytes:
+    """``raw`` with a DKIM-Signature header put in front (for a spliced message)."""
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    present = [h for h in key.headers if re.search(rb"(?im)^" + re.escape(h.encode("ascii")) + rb":", head)]
+    return _signature(raw, key, present) + raw
 
 
 def sign(msg: EmailMessage, key: DkimKey) -> None:
     """Add a DKIM-Signature over ``msg`` as it serialises now (see the module docstring)."""
-    import dkim as dkimpy  # only when a channel signs, as in load_dkim
-
-    raw = msg.as_bytes()
-    present = [h for h in key.headers if h in msg]
-    try:
-        header = dkimpy.sign(raw, key.selector.encode("ascii"), key.domain.encode("ascii"), key.private_key,
-                             canonicalize=(b"relaxed", b"relaxed"),
-                             include_headers=[h.lower().encode("ascii") for h in present], linesep=b"\r\n")
-    except dkimpy.DKIMException as exc:
-        raise ConfigError(f"DKIM signing with selector {key.selector!r} failed: {exc}") from exc
+    header = _signature(msg.as_bytes(), key, [h for h in key.headers if h in msg])
     name, value = header.decode("ascii").split(":", 1)
     # Already folded by dkimpy under 78 columns: the policy writes a raw value as it is.
     msg.set_raw(name, value.lstrip(" ").rstrip("\r\n"))
