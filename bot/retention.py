@@ -62,9 +62,7 @@ def prune(store: Store, retention: timedelta | None, *, now: datetime, dry_run: 
     for edition_id in store.outbox.settled_editions(result.before):
         result.editions += 1
         if dry_run:
-            with store.begin() as conn:
-                counts = store.outbox.count_edition(conn, edition_id)
-            _add(result.messages, {s.value: n for s, n in counts.items()})
+            _add(result.messages, {s.value: n for s, n in store.outbox.count_edition(edition_id).items()})
             continue
         while True:
             with store.begin() as conn:

@@ -385,11 +385,12 @@ class Outbox:
         with self.db.connect() as conn:
             return [r.edition_id for r in conn.execute(q)]
 
-    @staticmethod
-    def count_edition(conn: Connection, edition_id: int) -> dict[Status, int]:
+    def count_edition(self, edition_id: int) -> dict[Status, int]:
+        """{status: count} of an edition's messages (what retention would fold)."""
         q = (select(t.outbox.c.status, func.count()).where(t.outbox.c.edition_id == edition_id)
              .group_by(t.outbox.c.status))
-        return {Status(status): n for status, n in conn.execute(q)}
+        with self.db.connect() as conn:
+            return {Status(status): n for status, n in conn.execute(q)}
 
     @staticmethod
     def delete_of_edition(conn: Connection, edition_id: int, *, limit: int) -> dict[Status, int]:
