@@ -24,6 +24,11 @@ from .store import Editions, Store
 log = logging.getLogger(__name__)
 
 CHUNK = 5000
+# A message outside any edition may be deduplicated by a time window in its outbox key: the
+# sign-up confirmation's key names its 10-minute window (bot.web.signup.CONFIRM_EVERY), and
+# that row is what stops a second email to the same reader in the same window. Such rows are
+# kept at least this long, whatever `--older-than` says, so pruning can never let one through.
+LOOSE_KEPT = timedelta(hours=1)
 
 
 @dataclass
@@ -71,10 +76,11 @@ def prune(store: Store, retention: timedelta | None, *, now: datetime, dry_run: 
             _add(result.messages, gone)
             if sum(gone.values()) < chunk:
                 break
+    loose_before = min(result.before, now - LOOSE_KEPT)
     if dry_run:
-        result.loose = store.outbox.loose_settled(result.before)
+        result.loose = store.outbox.loose_settled(loose_before)
     else:
-        while (n := store.outbox.delete_loose(result.before, limit=chunk)):
+        while (n := store.outbox.delete_loose(loose_before, limit=chunk)):
             result.loose += n
             if n < chunk:
                 break

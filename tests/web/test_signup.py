@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 
 from bot.links import Purpose
+from bot.retention import LOOSE_KEPT, prune
+from bot.store import Finished, Status
 from bot.store.subscribers import Frequency, SubscriberStatus
+from bot.web.signup import CONFIRM_EVERY
 from tests.web.conftest import PUBLIC, csrf_of, sign_up
 
 
@@ -115,6 +119,23 @@ async def test_one_mailbox_gets_one_confirmation_per_ten_minutes(client, web, cl
     clock.advance(minutes=11)
     await sign_up(client, email="awa@example.org")
     assert len(confirmations(web)) == 2
+
+
+async def test_pruning_the_outbox_never_lets_a_second_confirmation_through(client, web, clock):
+    """The confirmation's row, keyed by its 10-minute window, is what refuses a second one;
+    `outbox prune --older-than 1m` must not delete it while that window is open."""
+    assert CONFIRM_EVERY <= LOOSE_KEPT
+    await sign_up(client, email="awa@example.org")
+    [row] = confirmations(web)
+    web.store.outbox.claim(row.id, clock.now)
+    web.store.outbox.finish_many([Finished(row.id, Status.SENT, clock.now)])
+    clock.advance(minutes=2)
+    assert prune(web.store, timedelta(minutes=1), now=clock.now).loose == 0
+    await sign_up(client, email="awa@example.org")
+    assert not confirmations(web)  # (which lists what is not sent): the first went, no second
+    assert [r.id for r in web.store.outbox.list(Status.SENT)] == [row.id]
+    clock.advance(hours=2)  # long after its window, the row may go
+    assert prune(web.store, timedelta(minutes=1), now=clock.now).loose == 1
 
 
 async def test_html_and_header_injection_in_the_name_is_escaped_everywhere(client, web):
