@@ -426,14 +426,35 @@ class Subscribers:
                 self._event(conn, sub.id, now, "preferences", Source.LINK, shown or None)
             return self.get(subscriber_id, conn=conn)
 
+    @staticmethod
+    def _rows_once(conn: Connection, email: str, ref: str | None) -> list[Any] | None:
+        """Every list's row for ``email``, locked for this transaction; None when one of them
+        already has an event naming ``[ref]`` (a report's id, which the event's detail ends
+        with). Checking and applying in one transaction on locked rows is what makes a
+        report count once when a provider delivers the same webhook twice at the same moment:
+        the second waits for the first and then finds its event. (PostgreSQL locks the rows
+        with FOR UPDATE; SQLite's writing transactions are serialised by BEGIN IMMEDIATE.)"""
+        rows = conn.execute(select(t.subscribers).where(t.subscribers.c.email_key == email_key(email))
+                            .order_by(t.subscribers.c.id).with_for_update()).all()
+        if ref and rows and conn.execute(
+                select(t.subscriber_events.c.id)
+                .where(t.subscriber_events.c.subscriber_id.in_([r.id for r in rows]),
+                       t.subscriber_events.c.detail.contains(f"[{ref}]", autoescape=True)).limit(1)).first():
+            return None
+        return rows
+
     def bounce(self, email: str, *, now: datetime, hard: bool, reason: str, source: Source = Source.BOUNCE,
-               soft_limit: int = 3, soft_window: timedelta = timedelta(days=30)) -> list[Subscriber]:
+               soft_limit: int = 3, soft_window: timedelta = timedelta(days=30),
+               ref: str | None = None) -> list[Subscriber] | None:
         """A bounce for ``email``, on every list it is on (the mailbox is the same). A hard
         bounce suppresses at once; soft bounces suppress once ``soft_limit`` of them fall
-        within ``soft_window``. Returns the subscribers it suppressed."""
+        within ``soft_window``. Returns the subscribers it suppressed, or None when ``ref``
+        says the same report was applied before (see :meth:`_rows_once`)."""
         suppressed = []
         with self.db.begin() as conn:
-            rows = conn.execute(select(t.subscribers).where(t.subscribers.c.email_key == email_key(email))).all()
+            rows = self._rows_once(conn, email, ref)
+            if rows is None:
+                return None
             for row in rows:
                 if hard:
                     self._event(conn, row.id, now, "bounce-hard", source, reason)
@@ -453,15 +474,19 @@ class Subscribers:
                     suppressed.append(row.id)
             return [self.get(i, conn=conn) for i in suppressed]
 
-    def complaint(self, email: str, *, now: datetime, reason: str, channel_id: str | None = None) -> list[Subscriber]:
+    def complaint(self, email: str, *, now: datetime, reason: str, channel_id: str | None = None,
+                  ref: str | None = None) -> list[Subscriber] | None:
         """The reader marked a message as spam: unsubscribed at once (from ``channel_id``'s
-        list, or every list when the complaint does not say which)."""
+        list, or every list when the complaint does not say which). None when ``ref`` says
+        the same report was applied before."""
         done = []
         with self.db.begin() as conn:
-            q = select(t.subscribers).where(t.subscribers.c.email_key == email_key(email))
-            if channel_id:
-                q = q.where(t.subscribers.c.channel_id == channel_id)
-            for row in conn.execute(q).all():
+            rows = self._rows_once(conn, email, ref)
+            if rows is None:
+                return None
+            for row in rows:
+                if channel_id and row.channel_id != channel_id:
+                    continue
                 self._event(conn, row.id, now, "complaint", Source.COMPLAINT, reason)
                 if row.status != SubscriberStatus.COMPLAINED:
                     self._status(conn, row.id, SubscriberStatus.COMPLAINED, now, Source.COMPLAINT)

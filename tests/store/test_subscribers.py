@@ -234,3 +234,53 @@ def test_an_import_of_thousands_leaves_the_planner_its_statistics(db_url, tmp_pa
         assert analysed
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("verdict", ["soft", "complaint"])
+def test_two_copies_of_one_report_arriving_together_count_once(pg_url, verdict):
+    """A provider that retries a webhook can deliver the same report twice at the same
+    moment, to two web workers. Both copies are held at the reader's row (another
+    connection locks it), then let go together: one applies, the other finds its event."""
+    import threading
+    import time
+
+    import psycopg
+
+    from bot.channels.email.bounces.classify import Verdict
+    from bot.channels.email.bounces.feedback import Feedback, Tally, apply
+    from bot.channels.email.bounces.settings import BounceSettings
+
+    store = Store(pg_url)
+    try:
+        sub = store.subscribers.add("news", "full@example.org", None, now=NOW).subscriber
+        report = Feedback("full@example.org", Verdict(verdict), "4.2.2", "452 mailbox full", "evt-42", "mailgun")
+        tallies = [Tally(), Tally()]
+        with psycopg.connect(pg_url) as locker:
+            locker.execute("SELECT id FROM subscribers WHERE id = %s FOR UPDATE", (sub.id,))
+            holder = locker.info.backend_pid
+            threads = [threading.Thread(target=apply, args=(store, [report]), kwargs=dict(
+                now=NOW, policy=BounceSettings(soft_limit=2), channels=["news"], tally=tally)) for tally in tallies]
+            for th in threads:
+                th.start()
+            with psycopg.connect(pg_url, autocommit=True) as watch:
+                deadline = time.monotonic() + 60
+                # (the first copy waits for the locker, the second for the first)
+                while watch.execute("WITH RECURSIVE held(pid) AS (SELECT %s::int UNION SELECT a.pid "
+                                    "FROM pg_stat_activity a JOIN held ON held.pid = ANY(pg_blocking_pids(a.pid))) "
+                                    "SELECT count(*) - 1 FROM held", (holder,)).fetchone()[0] < 2:
+                    assert time.monotonic() < deadline, "the two copies never reached the reader's row"
+                    time.sleep(0.02)
+            locker.rollback()
+        for th in threads:
+            th.join(60)
+        counted = sorted(tuple(sorted(t.counts.items())) for t in tallies)
+        assert [dict(c).get("duplicate", 0) for c in counted].count(1) == 1, counted
+        events = [e for e in store.subscribers.events(sub.id) if e.kind.startswith(("bounce", "complaint"))]
+        assert len(events) == 1, events
+        again = store.subscribers.get(sub.id)
+        if verdict == "soft":  # counted once: one more soft bounce is needed to suppress at 2
+            assert again.status == SubscriberStatus.ACTIVE
+        else:
+            assert again.status == SubscriberStatus.COMPLAINED
+    finally:
+        store.close()

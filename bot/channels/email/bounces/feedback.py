@@ -5,9 +5,9 @@ Applying is idempotent: every feedback carries a ``ref`` that names the report i
 from (the DSN's Message-ID, SES's feedbackId, Mailgun's event id, Postmark's bounce ID),
 and the event the store records ends with ``[ref]``. Feedback whose ref is already among
 the address's events is skipped, so a webhook delivered twice, or a mailbox message read
-again after a crash between "counted" and "flagged", never counts twice. (The check and
-the write are two transactions: two deliveries of one report in the same instant could
-both pass; services retry seconds apart, and a table keyed on ``ref`` would close it.)
+again after a crash between "counted" and "flagged", never counts twice. The check and the
+write are one transaction on the address's locked rows (``Subscribers._rows_once``), so two
+copies of one report arriving at the same instant count once too.
 """
 
 from __future__ import annotations
@@ -79,16 +79,6 @@ def email_channel_ids(config: Any) -> list[str]:
     return [c.id for c in config.channels if isinstance(c, EmailChannelSettings)]
 
 
-def already_applied(store: Any, channels: Iterable[str], address: str, ref: str) -> bool:
-    """True when an event of ``address`` on one of ``channels`` already carries ``[ref]``."""
-    mark = f"[{ref}]"
-    for channel_id in channels:
-        sub = store.subscribers.find(channel_id, address)
-        if sub is not None and any(e.detail and mark in e.detail for e in store.subscribers.events(sub.id)):
-            return True
-    return False
-
-
 def apply(store: Any, feedback: Iterable[Feedback], *, now: datetime, policy: BounceSettings,
           channels: Iterable[str], tally: Tally | None = None) -> Tally:
     """Apply each piece of feedback to the store (hard → bounced at once, soft → counted,
@@ -104,16 +94,16 @@ def apply(store: Any, feedback: Iterable[Feedback], *, now: datetime, policy: Bo
         if not any(store.subscribers.find(c, fb.address) for c in channels):
             tally.add("unknown address")
             continue
-        if already_applied(store, channels, fb.address, fb.ref):
-            tally.add("duplicate")
-            continue
         if fb.verdict is Verdict.COMPLAINT:
-            done = store.subscribers.complaint(fb.address, now=now, reason=fb.reason,
+            done = store.subscribers.complaint(fb.address, now=now, reason=fb.reason, ref=fb.ref,
                                                channel_id=fb.channel_id if fb.channel_id in channels else None)
         else:
             done = store.subscribers.bounce(fb.address, now=now, hard=fb.verdict is Verdict.HARD, reason=fb.reason,
                                             source=Source.BOUNCE, soft_limit=policy.soft_limit,
-                                            soft_window=policy.soft_window)
+                                            soft_window=policy.soft_window, ref=fb.ref)
+        if done is None:  # the same report, applied before (or by a copy of it arriving with it)
+            tally.add("duplicate")
+            continue
         tally.add(fb.verdict.value)
         if done:
             tally.add("suppressed", len(done))
