@@ -141,6 +141,11 @@ class Web(Model):
     cors_origins: list[str] = []  # sites whose own forms post to the JSON endpoint
     signup_limit: int = Field(5, ge=1, le=10_000)  # sign-ups from one address (IP) …
     signup_window: Duration = timedelta(hours=1)  # … within this window
+    # The reverse proxies whose X-Forwarded-For names the reader (addresses or networks).
+    # Only they are believed: anyone else could write the header to escape the per-IP limit.
+    # A proxy on another host or in a container network must be listed here, or every
+    # reader counts as the proxy and the whole site shares one sign-up limit.
+    trusted_proxies: list[str] = ["127.0.0.1", "::1"]
     confirm_ttl: Duration = timedelta(days=7)  # how long a confirmation link works
     topics: list[str] = []  # the topics readers choose from (empty: the site's most common categories)
     # serve HTTPS itself (PEM files, relative to the project folder) instead of behind a proxy
@@ -191,6 +196,18 @@ class Web(Model):
     @classmethod
     def _previous(cls, v: list[str]) -> list[str]:
         return [_env_name(name) for name in v]
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"expected the proxy's IP address or network, such as '10.0.0.5' or "
+                                 f"'172.16.0.0/12', got {entry!r} (trusting every address would let any "
+                                 f"client choose its own IP)") from None
+        return v
 
     @field_validator("cors_origins")
     @classmethod

@@ -59,8 +59,9 @@ def uvicorn_config(app: Any, config: Config) -> uvicorn.Config:
     return uvicorn.Config(
         app, host=web.bind, port=web.port, lifespan="off", log_level="warning", access_log=False, **tls,
         server_header=False, date_header=True,
-        # behind a reverse proxy on this machine, the reader's address is in X-Forwarded-For
-        proxy_headers=True, forwarded_allow_ips="127.0.0.1,::1",
+        # behind a reverse proxy, the reader's address is in X-Forwarded-For: believed only
+        # from the proxies the config names (web.trusted_proxies)
+        proxy_headers=bool(web.trusted_proxies), forwarded_allow_ips=list(web.trusted_proxies),
         timeout_keep_alive=5, limit_concurrency=1000, backlog=2048)
 
 

@@ -28,13 +28,13 @@ SECRET_ENV = "TAMTAM_TEST_WEB_SECRET"
 DEADLINE = 60
 
 
-def config_for(tmp_path, port: int, smtp_port: int | None = None):
+def config_for(tmp_path, port: int, smtp_port: int | None = None, **web):
     transport = ({"type": "smtp", "host": "127.0.0.1", "port": smtp_port, "security": "none",
                   "from": "L’Écho <lettre@echo.example>"} if smtp_port else {"type": "file", "dir": "var/out"})
     return parse_config({
         "site": {"name": "L’Écho du Sahel", "base_url": "https://echo.example"},
         "storage": {"url": f"sqlite:///{tmp_path / 'tamtam.db'}"},
-        "web": {"public_url": f"http://127.0.0.1:{port}", "port": port, "secret_env": SECRET_ENV},
+        "web": {"public_url": f"http://127.0.0.1:{port}", "port": port, "secret_env": SECRET_ENV, **web},
         "channels": [{"id": "news", "type": "email", "schedule": {"cron": "0 7 * * *"}, "transport": transport}],
     }, base_dir=str(tmp_path))
 
@@ -71,6 +71,39 @@ async def test_run_serves_the_pages_and_sends_a_confirmation_at_once(tmp_path, m
             assert await asyncio.wait_for(daemon, DEADLINE) is True
     with pytest.raises(OSError):  # stopped with the daemon
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+@pytest.mark.parametrize("trusted, second", [(None, 303), ([], 429), (["10.0.0.0/8"], 429)])
+async def test_the_per_ip_limit_reads_the_reader_s_address_from_trusted_proxies_only(
+        tmp_path, monkeypatch, trusted, second):
+    """Two readers behind the proxy at 127.0.0.1 (one sign-up per IP allowed): each has
+    its own count when the proxy is trusted (the default), and share the proxy's when it is
+    not, because then X-Forwarded-For, which any client can write, is not believed."""
+    monkeypatch.setenv(SECRET_ENV, "daemon-test-secret-0123456789")
+    port = free_port()
+    web = {"signup_limit": 1} | ({} if trusted is None else {"trusted_proxies": trusted})
+    app = App(config_for(tmp_path, port, **web))
+    ready, stop = asyncio.Event(), asyncio.Event()
+    daemon = asyncio.ensure_future(run(app, ready=ready, stop=stop))
+    await asyncio.wait_for(ready.wait(), DEADLINE)
+    try:
+        codes = []
+        for reader, email in (("198.51.100.7", "awa@example.org"), ("203.0.113.9", "oumar@example.org")):
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                         headers={"X-Forwarded-For": reader}) as c:
+                page = await c.get("/news/subscribe")
+                csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+                codes.append((await c.post("/news/subscribe", data={"csrf": csrf, "email": email})).status_code)
+        assert codes == [303, second]
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(daemon, DEADLINE) is True
+
+
+@pytest.mark.parametrize("entry", ["*", "proxy.internal", "10.0.0.0/33"])
+def test_a_trusted_proxy_must_be_an_address_or_a_network(tmp_path, entry):
+    with pytest.raises(ConfigError, match=r"trusted_proxies.*expected the proxy's IP address or network"):
+        config_for(tmp_path, 8080, trusted_proxies=[entry])
 
 
 def test_a_port_in_use_is_a_plain_error():
