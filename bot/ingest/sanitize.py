@@ -192,6 +192,11 @@ def _resolve_links(cleaned: str, base_url: str | None, feed_base: str | None) ->
     rewrite = _absolute(base_url)
 
     def fix(name: str, raw: str) -> str | None:
+        if "&" not in raw and PLAIN_WEB_URL.match(raw) and (not feed_base or _usable_base(feed_base)):
+            # A plain absolute http(s) URL (the usual src and href): no reference to decode,
+            # feed_resolve gives it back unchanged (no space to strip, feed_join keeps it
+            # whatever a usable base), its scheme is http(s), so the steps below return raw.
+            return raw
         url = html.unescape(raw) if "&" in raw else raw
         if feed_base is not None:
             url = feed_resolve(feed_base, url)
