@@ -235,15 +235,24 @@ def strip_wordpress_boilerplate(text: str) -> str:
     if "[" in text:
         text = _without_more_marks(text)
     low = text.lower()
+    stale = False  # low is the lower-case of a longer text than text: see below
     for pattern, words in zip(_WP_FOOTERS, _WP_WORDS):
-        if words[0] in low or (len(words) > 1 and any(w in low for w in words[1:])):
+        hit = words[0] in low or (len(words) > 1 and any(w in low for w in words[1:]))
+        if hit and stale:
+            # After a footer is cut off (text is then a beginning of the text low was made
+            # from), low is lowered again only when the old one has a word of the next
+            # pattern: text.lower() is then the beginning of low but for a 'Σ' that may lower
+            # to 'ς' at its new end, so an ASCII word the old low lacks, the new one lacks too.
+            low, stale = text.lower(), False
+            hit = words[0] in low or (len(words) > 1 and any(w in low for w in words[1:]))
+        if hit:
             m = pattern.search(text)
             if m is not None:
                 start = m.start()
                 while start and text[start - 1].isspace():
                     start -= 1
                 text = text[:start] + text[m.end():]
-                low = text.lower()
+                stale = True
     if ELLIPSIS in text:
         # (each pattern tried only where it can match: from its leading spaces, the regex
         # engine would try every position of the text)
