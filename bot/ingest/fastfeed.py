@@ -174,19 +174,21 @@ def parse_date(value: str) -> Any:
     m = _RFC822.match(value) or _W3CDTF.match(value)
     if m is not None:
         try:
+            # (tzinfo given to the constructor rather than by a replace() at the end: aware
+            # and naive datetimes add a timedelta alike, and overflow alike)
             if m.re is _RFC822:
                 day, mon, year, hh, mm, ss, sign, oh, om, _zone = m.groups()
                 month = _MONTHS.get(mon.lower())
                 if month is None:
                     raise ValueError(mon)
-                dt = datetime(int(year), month, int(day), int(hh), int(mm), int(ss or 0))
+                dt = datetime(int(year), month, int(day), int(hh), int(mm), int(ss or 0), tzinfo=timezone.utc)
             else:
                 year, month_s, day, hh, mm, ss, sign, oh, om, _zone = m.groups()
-                dt = datetime(int(year), int(month_s), int(day), int(hh), int(mm), int(ss or 0))
-            if sign:
+                dt = datetime(int(year), int(month_s), int(day), int(hh), int(mm), int(ss or 0), tzinfo=timezone.utc)
+            if sign and (oh != "00" or om != "00"):  # (+0000, -0000: adding timedelta(0) changes nothing)
                 offset = timedelta(hours=int(oh), minutes=int(om))
                 dt = dt - offset if sign == "+" else dt + offset
-            return dt.replace(tzinfo=timezone.utc)
+            return dt
         except (ValueError, OverflowError, OSError):
             pass
     if not _date_fallback:
