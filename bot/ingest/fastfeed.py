@@ -150,10 +150,12 @@ def looks_like_html(s: str) -> bool:
     return all(e in html.entities.entitydefs for e in _NAMED_REFS.findall(s))
 
 
+_CONTENT_TYPES = {"text": "text/plain", "plain": "text/plain", "html": "text/html", "xhtml": "application/xhtml+xml"}
+
+
 def _content_type(value: str) -> str:
     value = value.lower()
-    return {"text": "text/plain", "plain": "text/plain", "html": "text/html",
-            "xhtml": "application/xhtml+xml"}.get(value, value)
+    return _CONTENT_TYPES.get(value, value)
 
 
 # -- dates ----------------------------------------------------------------------------------
@@ -402,7 +404,7 @@ def _attributes(el: Any) -> dict[str, str]:
     """An element's plain attributes as feedparser normalises them (names lower-cased, and
     the values of rel and type)."""
     out: dict[str, str] = {}
-    for name, value in el.attrib.items():
+    for name, value in el.items():  # (el.attrib.items(), without making the attrib proxy)
         if name[0] == "{":
             if name == _XML_BASE:
                 raise NotFast("xml:base below the root")
