@@ -394,9 +394,22 @@ class FastReader:
         if item.get(_XML_BASE) is not None or item.get("base") is not None:
             raise NotFast("xml:base on an entry")
         e = _Entry(self.head.base, self.format)
+        keys, key_of = self._keys, self._key
         for el in item:
-            if isinstance(el.tag, str):
-                e.element(el, self._key(el), self._key)
+            # (e.element(el, self._key(el), self._key) for each element, less two calls and
+            # one el.tag: the key is read from _key's own cache, and a known element, not
+            # nested, goes straight to its handler as element() would send it)
+            tag = el.tag
+            key = keys.get(tag)
+            if key is None:
+                if not isinstance(tag, str):
+                    continue
+                key = key_of(el)
+            handler = _HANDLERS.get(key)
+            if handler is not None:
+                handler(e, el, key_of)
+            else:
+                e.element(el, key, key_of)
         return e.finish()
 
 
@@ -461,8 +474,10 @@ class _Entry:
             raise NotFast("base64 content")
         if kind == "application/xhtml+xml":
             value = _xhtml(el)
+        elif len(el):  # (_text(el, el.tag), with el.tag made only for the message)
+            raise NotFast(f"markup inside {el.tag}")
         else:
-            value = _text(el, el.tag)
+            value = (el.text or "").strip()
         if self.rss and kind == "text/plain" and looks_like_html(value):
             kind = "text/html"
         return _repair(value), kind
