@@ -539,7 +539,8 @@ class _Entry:
         if value:
             value = feed_join(self.base, value)
         value = _repair(value).replace("&amp;", "&")
-        value = _LINK_REF.sub(r"&\g<1>", value)
+        if "&" in value:  # (the substitution finds nothing in a link with no "&")
+            value = _LINK_REF.sub(r"&\g<1>", value)
         self.e["link"] = value
         if value:
             links[-1]["href"] = value
