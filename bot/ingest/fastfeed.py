@@ -596,7 +596,7 @@ class _Entry:
         author, email = e.get("author"), None
         if not author:
             return
-        match = _EMAIL.search(author)
+        match = _EMAIL.search(author) if "@" in author else None  # (an address has an "@")
         if match:
             email = match.group(0)
             author = author.replace(email, "").replace("()", "").replace("<>", "").replace("&lt;&gt;", "").strip()
