@@ -122,6 +122,15 @@ SNIPPETS = {
       <entry><id>tag:s.example,2026:8</id><title type="text">Huit &lt;pas du HTML&gt;</title>
         <published>2026-11-28T09:30:00.250Z</published><content type="text">Texte
 brut</content></entry></feed>""".encode(),
+    "links and authors with and without what the shortcuts look for": """<rss version="2.0"
+      xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><link>https://s.example/</link>
+      <item><title>1</title><link>https://s.example/?a=1&amp;amp;b=2&amp;copy;</link><dc:creator>Awa Sangaré</dc:creator>
+        <pubDate>Sat, 28 Nov 2026 10:00:00 -0000</pubDate></item>
+      <item><title>2</title><link>https://s.example/2</link><author>Awa &lt;awa@s.example&gt;</author>
+        <pubDate>Sat, 28 Nov 2026 10:00:00 +0000</pubDate></item>
+      <item><title>3</title><link>/trois?x&amp;y</link><author>@awa</author><guid IsPermaLink="false">3</guid>
+        <category Domain="d">c</category></item>
+    </channel></rss>""".encode(),
     "no channel link before the items": b"""<rss version="2.0"><channel>
       <item><title>Un</title><guid isPermaLink="false">g1</guid></item><link>https://late.example/</link>
       <item><title>Deux</title><description>Sans lien</description></item></channel></rss>""",
@@ -230,7 +239,10 @@ DATES = ["Sat, 28 Nov 2026 10:00:00 +0100", "Mon, 30 Nov 2026 07:30:00 +0000", "
          "Sun, 01 Mar 2026 23:59:59 -0930", "Tue, 31 Feb 2026 10:00:00 +0000", "2026-11-28T09:30:00+01:00",
          "2026-11-28T09:30:00Z", "2026-11-28T09:30Z", "2026-11-28T09:30:00.123456-05:30", "2026-11-28",
          "le 28 novembre", "Sat, 28 Nov 26 10:00:00 EST", "2026-13-01T00:00:00Z", "9999-12-31T23:59:59-23:59",
-         "Sat, 28 nov 2026 10:00:00 UT", "Sat, 28 Nov 2026 24:00:00 +0000"]
+         "Sat, 28 nov 2026 10:00:00 UT", "Sat, 28 Nov 2026 24:00:00 +0000",
+         # a zero offset either way (not applied at all), and offsets that leave datetime's range
+         "Sat, 28 Nov 2026 10:00:00 -0000", "Mon, 01 Jan 0001 00:30:00 +0100", "Fri, 31 Dec 9999 23:30:00 -0100",
+         "0001-01-01T00:30:00+01:00", "2026-11-28T09:30:00-00:00"]
 
 
 @pytest.mark.parametrize("value", DATES)
