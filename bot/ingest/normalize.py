@@ -25,7 +25,6 @@ from .sanitize import (
     drop_nul_refs,
     feed_resolve,
     html_to_text,
-    known_storable,
     simple_tags,
     simple_text,
     strip_unstorable,
@@ -386,10 +385,7 @@ def _text_start(fragment: str, chars: int) -> str | None:
             return None
         head = fragment[:cut + 1]
         tags = simple_tags(head)
-    if tags is None or "&" in head:
-        return None
-    # (A prefix of HTML clean_html has just found storable is storable: no second look at it.)
-    if not known_storable(fragment) and strip_unstorable(head) is not head:
+    if tags is None or "&" in head or strip_unstorable(head) is not head:
         return None
     text = simple_text(head, tags).replace("\u200b", "")
     if len(text) < chars or "<" in text:

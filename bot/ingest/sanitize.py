@@ -237,18 +237,6 @@ def _resolve_links(cleaned: str, base_url: str | None, feed_base: str | None) ->
     return _LINK_OR_IMAGE.sub(tag, cleaned)
 
 
-# The last (long) article HTML clean_html found storable: the summary reads the beginning of
-# the same content right after, and need not check it again (see known_storable). One
-# string, replaced whole: safe across threads, and it holds one article at most.
-_last_storable = ""
-
-
-def known_storable(fragment: str) -> bool:
-    """True when ``fragment`` is the HTML clean_html last found storable (strip_unstorable gave
-    it back as it was: it has no character to strip, nor has any part of it)."""
-    return fragment is _last_storable
-
-
 def clean_html(fragment: str, base_url: str | None = None, *, feed_base: str | None = None) -> str:
     """Sanitise an article's HTML for re-publication.
 
@@ -258,13 +246,9 @@ def clean_html(fragment: str, base_url: str | None = None, *, feed_base: str | N
     the feed (not through feedparser): its links are first resolved against the feed's own
     base as feedparser would have, so both readers give the same HTML.
     """
-    global _last_storable
     if not fragment or not fragment.strip():
         return ""
-    storable = strip_unstorable(fragment)
-    if storable is fragment and len(fragment) > 256:
-        _last_storable = fragment
-    fragment = drop_nul_refs(storable)
+    fragment = drop_nul_refs(strip_unstorable(fragment))
     cleaned = _CLEANER.clean(fragment)
     references = "&#" in fragment
     if "<a" in cleaned or "<img" in cleaned:
