@@ -379,11 +379,3 @@ def test_cut_mark_and_feed_join_shortcuts_equal_what_they_spare() -> None:
         for uri in ("x.html", "/p", "https:///s.example//x", "http://s.example/", "//h.example/p", "a://b", "",
                     "https://s.example:8080/?q#f", "mailto:a@b", "x://"):
             assert S.feed_join(base, uri) == _urljoin(base, uri), (base, uri)
-
-
-@pytest.mark.parametrize("text", ["Régions", "Ã©tÃ©", "\u0092quote\u0093", "l\u2019été\n\x85", "x\xa0: y",
-                                  "𝔘", "é" * 64, "é" * 65, "Ã©" * 40, "\x80" * 70])
-def test_repair_gives_the_same_text_remembered_or_not(text: str) -> None:
-    expected = fastfeed._repair_text(text)
-    assert fastfeed._repair(text) == expected
-    assert fastfeed._repair(text) == expected  # again: from the cache when the text is short

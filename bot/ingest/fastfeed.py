@@ -18,7 +18,6 @@ keeps its other attributes in the feed's order rather than feedparser's.)
 
 from __future__ import annotations
 
-import functools
 import html.entities
 import io
 import re
@@ -131,12 +130,6 @@ def _repair(text: str) -> str:
     often is decoded again, and C1 controls become the Windows-1252 characters they stand for."""
     if text.isascii():
         return text
-    if len(text) <= 64:  # (names and categories come back entry after entry)
-        return _repair_short(text)
-    return _repair_text(text)
-
-
-def _repair_text(text: str) -> str:
     try:
         text = text.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
@@ -146,11 +139,6 @@ def _repair_text(text: str) -> str:
     if text.isprintable():
         return text
     return text.translate(_CP1252) if _C1_UTF8.search(text.encode("utf-8", "surrogatepass")) else text
-
-
-# _repair_text for a short text, remembered: the same answer (it depends on the text alone),
-# without the failed decode each time. Bounded: 1,024 texts of 64 characters at most.
-_repair_short = functools.lru_cache(maxsize=1024)(_repair_text)
 
 
 def looks_like_html(s: str) -> bool:
