@@ -18,7 +18,7 @@ ELLIPSIS = "…"
 SQUEEZE = re.compile(r"[^\S\u00a0\u202f]+")
 
 
-def _squeezed(text: str) -> str:
+def squeeze(text: str) -> str:
     """``SQUEEZE.sub(" ", text).strip()``, twice as fast: the regex is tried at every position
     of the text, where str.split() finds the same runs in one C loop. The two no-break spaces
     are hidden from split() as \x00 and \x01 (neither is whitespace), so the runs it splits on
@@ -136,7 +136,7 @@ def excerpt(text: str | None, length: int = 200, ellipsis: str = ELLIPSIS) -> st
     """
     if not text:
         return ""
-    flat = _squeezed(str(text))
+    flat = squeeze(str(text))
     if len(flat) <= length:
         return flat
     if length <= len(ellipsis):
@@ -228,7 +228,7 @@ def last_resort_title(candidates: Sequence[str | None]) -> str:
     """The first non-blank text among ``candidates`` (an article's title, the channel's, the
     site's name and address), whitespace squeezed: what a post shows when nothing else fits."""
     for text in candidates:
-        flat = _squeezed(text or "")
+        flat = squeeze(text or "")
         if flat:
             return flat
     return ELLIPSIS

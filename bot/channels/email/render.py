@@ -29,7 +29,7 @@ from markupsafe import Markup
 from ...errors import TemplateError
 from ...models import Edition
 from ...render import Templates
-from ...text import SQUEEZE, french_html, link, typeset, typography
+from ...text import french_html, link, squeeze, typeset, typography
 from .settings import EmailChannelSettings
 
 ROLES = {
@@ -175,10 +175,10 @@ class EmailRenderer:
         ctx = self.templates.context(channel, edition)
         subject_name = self._name(channel, "subject")
         # One line: a newline in a subject would be a header injection.
-        subject = SQUEEZE.sub(" ", self.templates.render(subject_name, ctx)).strip()
+        subject = squeeze(self.templates.render(subject_name, ctx))
         if not subject:
             raise TemplateError(subject_name, "the subject is empty")
-        preheader = SQUEEZE.sub(" ", self.templates.render(self._name(channel, "preheader"), ctx)).strip()
+        preheader = squeeze(self.templates.render(self._name(channel, "preheader"), ctx))
         html_name = self._name(channel, "html")
         body = self.templates.render(html_name, ctx)
         try:

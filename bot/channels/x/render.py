@@ -13,7 +13,7 @@ from typing import Any, Callable
 from ...errors import TemplateError
 from ...models import Article, Edition
 from ...render import Templates
-from ...text import ELLIPSIS, SQUEEZE, last_resort_title, said_fallback, shrink
+from ...text import ELLIPSIS, last_resort_title, said_fallback, shrink, squeeze
 from . import tweet
 from .settings import XChannelSettings
 
@@ -33,7 +33,7 @@ def shorten(text: str, budget: int) -> str:
     if not text or budget <= 1:
         return ""
     try:
-        return tweet.truncate_to_fit(SQUEEZE.sub(" ", text).strip(), budget)
+        return tweet.truncate_to_fit(squeeze(text), budget)
     except ValueError:
         return ""
 
