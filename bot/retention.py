@@ -16,6 +16,7 @@ deleted in chunks so the dispatcher and the web service are never held up for lo
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -37,7 +38,7 @@ class Pruned:
 
     before: datetime
     editions: int = 0
-    messages: dict[str, int] = field(default_factory=dict)  # {status: count} of edition messages
+    messages: Counter[str] = field(default_factory=Counter)  # {status: count} of edition messages
     loose: int = 0  # settled messages outside any edition (sign-up confirmations)
 
     @property
@@ -67,13 +68,13 @@ def prune(store: Store, retention: timedelta | None, *, now: datetime, dry_run: 
     for edition_id in store.outbox.settled_editions(result.before):
         result.editions += 1
         if dry_run:
-            _add(result.messages, {s.value: n for s, n in store.outbox.count_edition(edition_id).items()})
+            result.messages.update({s.value: n for s, n in store.outbox.count_edition(edition_id).items()})
             continue
         while True:
             with store.begin() as conn:
                 gone = {s.value: n for s, n in store.outbox.delete_of_edition(conn, edition_id, limit=chunk).items()}
                 Editions.add_pruned(conn, edition_id, gone)
-            _add(result.messages, gone)
+            result.messages.update(gone)
             if sum(gone.values()) < chunk:
                 break
     loose_before = min(result.before, now - LOOSE_KEPT)
@@ -88,7 +89,3 @@ def prune(store: Store, retention: timedelta | None, *, now: datetime, dry_run: 
         log.info("%s", result.summary())
     return result
 
-
-def _add(total: dict[str, int], counts: dict[str, int]) -> None:
-    for status, n in counts.items():
-        total[status] = total.get(status, 0) + n

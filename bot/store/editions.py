@@ -8,6 +8,7 @@ articles an edition takes (filters, look-back, cap) is policy and lives in
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Any, Iterator
 
@@ -95,10 +96,9 @@ class Editions:
         row = conn.execute(select(t.editions.c.pruned).where(t.editions.c.id == edition_id)).first()
         if row is None:
             return
-        total = dict(row.pruned or {})
-        for status, n in counts.items():
-            total[status] = total.get(status, 0) + n
-        conn.execute(update(t.editions).where(t.editions.c.id == edition_id).values(pruned=total))
+        total = Counter(row.pruned or {})
+        total.update(counts)
+        conn.execute(update(t.editions).where(t.editions.c.id == edition_id).values(pruned=dict(total)))
 
     def pruned(self, edition_id: int) -> dict[str, int]:
         """{status: count} of the edition's messages retention deleted (empty if none)."""

@@ -16,6 +16,7 @@ be reached at all costs the message nothing (:meth:`Outbox.release`).
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Iterator
@@ -399,12 +400,9 @@ class Outbox:
         rows = conn.execute(select(t.outbox.c.id, t.outbox.c.status)
                             .where(t.outbox.c.edition_id == edition_id, t.outbox.c.status.in_(SETTLED))
                             .order_by(t.outbox.c.id).limit(limit)).all()
-        counts: dict[Status, int] = {}
-        for r in rows:
-            counts[Status(r.status)] = counts.get(Status(r.status), 0) + 1
         if rows:
             conn.execute(t.outbox.delete().where(t.outbox.c.id.in_([r.id for r in rows])))
-        return counts
+        return Counter(Status(r.status) for r in rows)
 
     def loose_settled(self, before: datetime) -> int:
         """How many settled messages outside any edition (a sign-up's confirmation) are
